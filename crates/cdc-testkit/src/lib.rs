@@ -1,0 +1,46 @@
+//! # cdc-testkit
+//!
+//! Dev-only fixtures that give pg-cdc's tests **real** servers: a PostgreSQL
+//! source (`wal_level=logical`), a PostgreSQL target and an Apache Kafka
+//! broker, with unique database / slot / publication / topic names per test so
+//! tests run in parallel, and cleanup of what a test created.
+//!
+//! Where the servers come from, in order:
+//!
+//! 1. `CDC_TEST_PG_SOURCE_URL`, `CDC_TEST_PG_TARGET_URL`,
+//!    `CDC_TEST_KAFKA_BROKERS` (set by `cargo xtask test`, or by you);
+//! 2. `target/services/env`, written by `cargo xtask services up`, so plain
+//!    `cargo test` works while the services run;
+//! 3. with the `docker` feature and a reachable Docker engine, containers
+//!    started with testcontainers;
+//! 4. otherwise the fixture fails with a message saying how to start them.
+//!    Tests never skip silently.
+//!
+//! ```text
+//!  test ──▶ Services::get() ──▶ env / target/services/env / docker
+//!    │
+//!    ├── source().fresh_database("t") ──▶ CREATE DATABASE t_<unique>   (dropped, with its slots, on Drop)
+//!    ├── unique_name("slot")           ──▶ slot_<unique>
+//!    └── kafka_brokers()               ──▶ "127.0.0.1:59092"
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let services = cdc_testkit::Services::get()?;
+//! let db = services.source().fresh_database("smoke").await?;
+//! let client = db.connect().await?;
+//! client.batch_execute("CREATE TABLE t (id int primary key)").await?;
+//! let topic = cdc_testkit::unique_name("topic");
+//! println!("{} {topic} {}", db.url(), services.kafka_brokers());
+//! # Ok(()) }
+//! ```
+
+mod database;
+#[cfg(feature = "docker")]
+mod docker;
+mod error;
+mod services;
+
+pub use database::TestDatabase;
+pub use error::Error;
+pub use services::{unique_name, PgServer, Services};
