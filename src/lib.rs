@@ -25,3 +25,8 @@ pub use cdc_envelope;
 pub use jdbc_sink;
 pub use kafka_io;
 pub use pg_logical;
+
+pub mod connector;
+pub mod metrics;
+pub mod rest;
+pub mod status;
