@@ -33,6 +33,9 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A private Kafka broker ([`crate::KafkaBroker`]) could not be started or stopped.
+    #[error("kafka broker fixture: {0}")]
+    Broker(String),
     /// Starting containers failed.
     #[error("docker: {0}")]
     Docker(String),

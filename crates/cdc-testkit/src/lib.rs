@@ -21,7 +21,9 @@
 //!    │
 //!    ├── source().fresh_database("t") ──▶ CREATE DATABASE t_<unique>   (dropped, with its slots, on Drop)
 //!    ├── unique_name("slot")           ──▶ slot_<unique>
-//!    └── kafka_brokers()               ──▶ "127.0.0.1:59092"
+//!    ├── kafka_brokers()               ──▶ "127.0.0.1:59092"
+//!    └── KafkaBroker::start()          ──▶ a private broker (free ports, data in target/tmp)
+//!                                          to stop / kill / restart in fault tests
 //! ```
 //!
 //! ```no_run
@@ -39,8 +41,10 @@ mod database;
 #[cfg(feature = "docker")]
 mod docker;
 mod error;
+mod kafka_broker;
 mod services;
 
 pub use database::TestDatabase;
 pub use error::Error;
+pub use kafka_broker::{api_versions_ok, java, kafka_classpath, KafkaBroker, ENV_KAFKA_CLASSPATH};
 pub use services::{unique_name, PgServer, Services};

@@ -264,6 +264,12 @@ fn state_file() -> Option<PathBuf> {
         .map(|p| p.join("services/env"))
 }
 
+/// The workspace's target directory (`CARGO_TARGET_DIR`, or the ancestor of
+/// the running test binary that holds `services/`).
+pub(crate) fn target_dir() -> Option<PathBuf> {
+    state_file().and_then(|f| f.parent()?.parent().map(PathBuf::from))
+}
+
 #[cfg(not(feature = "docker"))]
 fn docker_reachable() -> bool {
     std::path::Path::new("/var/run/docker.sock").exists()

@@ -1,0 +1,734 @@
+//! Producers: the delivery-tracked [`Producer`] (idempotent, at-least-once
+//! with an in-order watermark) and the [`TransactionalProducer`] that commits
+//! a batch of records together with a source position (exactly-once).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as RdHeader, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, DeliveryResult, Producer as _, ProducerContext,
+    ThreadedProducer,
+};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::admin::TopicAdmin;
+use crate::config::{KafkaConfig, TopicSpec};
+use crate::delivery::DeliveryTracker;
+use crate::dlq::{ErrorContext, ErrorReporter, FailedRecord, Stage};
+use crate::error::{code_is_retriable, Error, Result};
+
+/// A record header (value bytes kept exactly; `None` is a null header value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header key.
+    pub key: String,
+    /// Header value.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Header {
+    /// A header with a value.
+    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+}
+
+/// A record to produce, borrowing its bytes (librdkafka copies them).
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Destination topic.
+    pub topic: &'a str,
+    /// Key (partitioned with murmur2 like the Java client when set).
+    pub key: Option<&'a [u8]>,
+    /// Value (`None` = tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [Header],
+    /// Explicit partition (else the partitioner decides).
+    pub partition: Option<i32>,
+    /// Timestamp in ms (else the producer's clock).
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> Record<'a> {
+    /// A record to `topic` with no key, value or headers.
+    pub fn to(topic: &'a str) -> Self {
+        Self {
+            topic,
+            key: None,
+            value: None,
+            headers: &[],
+            partition: None,
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets the value.
+    pub fn value(mut self, value: &'a [u8]) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Sets the headers.
+    pub fn headers(mut self, headers: &'a [Header]) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets an explicit partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the timestamp (ms since the epoch).
+    pub fn timestamp(mut self, ts: i64) -> Self {
+        self.timestamp = Some(ts);
+        self
+    }
+
+    fn to_failed(self) -> FailedRecord {
+        FailedRecord {
+            topic: self.topic.to_string(),
+            partition: self.partition.unwrap_or(-1),
+            offset: -1,
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self.headers.to_vec(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+fn rd_headers(headers: &[Header]) -> Option<OwnedHeaders> {
+    if headers.is_empty() {
+        return None;
+    }
+    let mut h = OwnedHeaders::new_with_capacity(headers.len());
+    for x in headers {
+        h = h.insert(RdHeader {
+            key: &x.key,
+            value: x.value.as_deref(),
+        });
+    }
+    Some(h)
+}
+
+fn base_record<'a, D: rdkafka::util::IntoOpaque>(
+    r: &Record<'a>,
+    opaque: D,
+) -> BaseRecord<'a, [u8], [u8], D> {
+    let mut b = BaseRecord::with_opaque_to(r.topic, opaque);
+    if let Some(k) = r.key {
+        b = b.key(k);
+    }
+    if let Some(v) = r.value {
+        b = b.payload(v);
+    }
+    if let Some(p) = r.partition {
+        b = b.partition(p);
+    }
+    if let Some(ts) = r.timestamp {
+        b = b.timestamp(ts);
+    }
+    if let Some(h) = rd_headers(r.headers) {
+        b = b.headers(h);
+    }
+    b
+}
+
+/// Options of a [`Producer`].
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    /// Records sent and not yet acknowledged before [`Producer::send`] waits
+    /// (backpressure). Default 200 000.
+    pub max_in_flight: usize,
+    /// Where records rejected for good go (`errors.tolerance`, DLQ). Without
+    /// one, any record rejected for good stops the producer.
+    pub reporter: Option<Arc<ErrorReporter>>,
+    /// Longest pause between attempts when librdkafka's queue is full.
+    pub queue_full_backoff_max: Duration,
+    /// `executing_class` in DLQ headers.
+    pub executing_class: String,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 200_000,
+            reporter: None,
+            queue_full_backoff_max: Duration::from_millis(100),
+            executing_class: "kafka_io::producer::Producer".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FailedDelivery {
+    seq: u64,
+    code: RDKafkaErrorCode,
+    message: String,
+    record: FailedRecord,
+}
+
+#[derive(Debug)]
+struct Shared {
+    tracker: Arc<DeliveryTracker>,
+    permits: Semaphore,
+    outstanding_failures: AtomicUsize,
+    fatal: Mutex<Option<(u64, String, RDKafkaErrorCode, String)>>,
+    reporter: Option<Arc<ErrorReporter>>,
+    executing_class: String,
+    acked: AtomicU64,
+    dead_lettered: AtomicU64,
+}
+
+impl Shared {
+    fn fatal_error(&self) -> Option<Error> {
+        let f = self
+            .fatal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.as_ref()
+            .map(|(seq, topic, code, message)| Error::Delivery {
+                seq: *seq,
+                topic: topic.clone(),
+                code: *code,
+                message: message.clone(),
+            })
+    }
+
+    /// Decides what happens to a record Kafka rejected: DLQ + ack, or fail.
+    async fn resolve(&self, f: FailedDelivery) -> Result<()> {
+        let err = Error::Delivery {
+            seq: f.seq,
+            topic: f.record.topic.clone(),
+            code: f.code,
+            message: f.message.clone(),
+        };
+        let outcome = match (&self.reporter, code_is_retriable(f.code)) {
+            (Some(reporter), false) => {
+                let ctx = ErrorContext {
+                    stage: Stage::KafkaProduce,
+                    executing_class: &self.executing_class,
+                    error: &err,
+                    exception_class: err.class_name(),
+                };
+                reporter.report(&f.record, &ctx).await.map(|_| ())
+            }
+            // Retriable errors reaching us mean librdkafka gave up
+            // (message.timeout.ms): re-sending would break ordering, so stop.
+            _ => Err(err),
+        };
+        match outcome {
+            Ok(()) => {
+                self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.tracker.ack(f.seq);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(seq = f.seq, topic = %f.record.topic, code = ?f.code, error = %e, "record failed for good; the watermark stops before it");
+                self.tracker.fail(f.seq);
+                let mut fatal = self
+                    .fatal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if fatal.is_none() {
+                    *fatal = Some((f.seq, f.record.topic, f.code, f.message));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Delivery callbacks: ack the tracker or queue the failure for resolution.
+struct DeliveryContext {
+    shared: Arc<Shared>,
+    failures: mpsc::UnboundedSender<FailedDelivery>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let seq = seq as u64;
+        match result {
+            Ok(_) => {
+                self.shared.tracker.ack(seq);
+                self.shared.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, msg)) => {
+                let headers = msg
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| Header {
+                                key: x.key.to_string(),
+                                value: x.value.map(<[u8]>::to_vec),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let record = FailedRecord {
+                    topic: msg.topic().to_string(),
+                    partition: msg.partition(),
+                    offset: -1,
+                    key: msg.key().map(<[u8]>::to_vec),
+                    value: msg.payload().map(<[u8]>::to_vec),
+                    headers,
+                    timestamp: msg.timestamp().to_millis(),
+                };
+                self.shared
+                    .outstanding_failures
+                    .fetch_add(1, Ordering::SeqCst);
+                let f = FailedDelivery {
+                    seq,
+                    code: e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                    message: e.to_string(),
+                    record,
+                };
+                if let Err(mpsc::error::SendError(f)) = self.failures.send(f) {
+                    self.shared.tracker.fail(f.seq);
+                    self.shared
+                        .outstanding_failures
+                        .fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+        self.shared.permits.add_permits(1);
+    }
+}
+
+/// Idempotent producer with an in-order delivery watermark.
+///
+/// Every record carries a caller-assigned, strictly increasing sequence
+/// number; [`Producer::watermark`] is the highest one with every record up
+/// to it durable in Kafka (or dead-lettered). Keyed records land in the same
+/// partition as with the Java client (murmur2). Needs a Tokio runtime.
+pub struct Producer {
+    inner: ThreadedProducer<DeliveryContext>,
+    shared: Arc<Shared>,
+    backoff_max: Duration,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("watermark", &self.watermark())
+            .field("in_flight", &self.shared.tracker.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// A producer from `config` ([`KafkaConfig::producer_config`]).
+    pub fn new(config: &KafkaConfig, options: ProducerOptions) -> Result<Self> {
+        let cc = config.producer_config()?;
+        let shared = Arc::new(Shared {
+            tracker: Arc::new(DeliveryTracker::new()),
+            permits: Semaphore::new(options.max_in_flight.max(1)),
+            outstanding_failures: AtomicUsize::new(0),
+            fatal: Mutex::new(None),
+            reporter: options.reporter,
+            executing_class: options.executing_class,
+            acked: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel::<FailedDelivery>();
+        let ctx = DeliveryContext {
+            shared: shared.clone(),
+            failures: tx,
+        };
+        let inner: ThreadedProducer<DeliveryContext> = cc
+            .create_with_context(ctx)
+            .map_err(Error::kafka("create producer"))?;
+        let s = shared.clone();
+        tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                let _ = s.resolve(f).await;
+                s.outstanding_failures.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        Ok(Self {
+            inner,
+            shared,
+            backoff_max: options.queue_full_backoff_max,
+        })
+    }
+
+    /// Queues `record` with sequence number `seq` (strictly increasing).
+    ///
+    /// Waits while `max_in_flight` records are unacknowledged and while
+    /// librdkafka's queue is full (never drops). A record rejected at once
+    /// (e.g. larger than `message.max.bytes`) goes through the error
+    /// reporter like a failed delivery. Fails after a record failed for good
+    /// without being dead-lettered.
+    pub async fn send(&self, seq: u64, record: &Record<'_>) -> Result<()> {
+        if let Some(e) = self.shared.fatal_error() {
+            return Err(e);
+        }
+        let permit = self
+            .shared
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Closed {
+                component: "producer",
+            })?;
+        permit.forget();
+        if let Err(e) = self.shared.tracker.register(seq) {
+            self.shared.permits.add_permits(1);
+            return Err(e);
+        }
+        let mut backoff = Duration::from_micros(500);
+        let mut br = base_record(record, seq as usize);
+        loop {
+            match self.inner.send(br) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    br = back;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.backoff_max);
+                }
+                Err((e, _)) => {
+                    self.shared.permits.add_permits(1);
+                    let f = FailedDelivery {
+                        seq,
+                        code: e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                        message: e.to_string(),
+                        record: record.to_failed(),
+                    };
+                    return self.shared.resolve(f).await;
+                }
+            }
+        }
+    }
+
+    /// Highest sequence number with every record up to it acknowledged.
+    pub fn watermark(&self) -> Option<u64> {
+        self.shared.tracker.watermark()
+    }
+
+    /// A receiver woken whenever the watermark advances.
+    pub fn subscribe_watermark(&self) -> watch::Receiver<Option<u64>> {
+        self.shared.tracker.subscribe()
+    }
+
+    /// The tracker (for inspection).
+    pub fn tracker(&self) -> &Arc<DeliveryTracker> {
+        &self.shared.tracker
+    }
+
+    /// Records acknowledged by Kafka so far.
+    pub fn acked(&self) -> u64 {
+        self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// Records dead-lettered (or skipped under `errors.tolerance=all`) so far.
+    pub fn dead_lettered(&self) -> u64 {
+        self.shared.dead_lettered.load(Ordering::Relaxed)
+    }
+
+    /// The first error that stopped the producer, if any.
+    pub fn failure(&self) -> Option<Error> {
+        self.shared.fatal_error()
+    }
+
+    /// Waits until every queued record is acknowledged (or resolved) and
+    /// returns the watermark.
+    pub async fn flush(&self, timeout: Duration) -> Result<Option<u64>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.flush(timeout))
+            .await
+            .map_err(|_| Error::Closed {
+                component: "producer flush task",
+            })?
+            .map_err(Error::kafka("flush"))?;
+        while self.shared.outstanding_failures.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    operation: "producer flush",
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(e) = self.shared.fatal_error() {
+            return Err(e);
+        }
+        Ok(self.watermark())
+    }
+}
+
+/// Producer with `transactional.id`: each [`Transaction`] commits its records
+/// and a source position (a record keyed by the transactional id on a
+/// compacted position topic) atomically.
+///
+/// On restart, create it with the same `transactional.id` (this fences the
+/// old instance and aborts its open transaction) and read
+/// [`TransactionalProducer::last_committed_position`].
+pub struct TransactionalProducer {
+    inner: ThreadedProducer<DefaultProducerContext>,
+    config: KafkaConfig,
+    transactional_id: String,
+    position_topic: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for TransactionalProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionalProducer")
+            .field("transactional_id", &self.transactional_id)
+            .field("position_topic", &self.position_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Closed {
+            component: "blocking kafka task",
+        })?
+}
+
+impl TransactionalProducer {
+    /// Creates the position topic if needed (1 partition, compacted), then
+    /// the producer, and initialises transactions (fencing older instances).
+    pub async fn new(
+        config: &KafkaConfig,
+        transactional_id: &str,
+        position_topic: &str,
+    ) -> Result<Self> {
+        let timeout = Duration::from_secs(30);
+        TopicAdmin::new(config)?
+            .ensure_topic(
+                &TopicSpec::new(position_topic)
+                    .partitions(1)
+                    .config("cleanup.policy", "compact"),
+            )
+            .await?;
+        let mut cc = config.producer_config()?;
+        cc.set("transactional.id", transactional_id);
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+        if config
+            .producer_overrides
+            .get("message.timeout.ms")
+            .is_none()
+        {
+            let txn_timeout = cc
+                .get("transaction.timeout.ms")
+                .unwrap_or("60000")
+                .to_string();
+            cc.set("message.timeout.ms", txn_timeout);
+        }
+        let inner: ThreadedProducer<DefaultProducerContext> = cc
+            .create()
+            .map_err(Error::kafka("create transactional producer"))?;
+        let p = inner.clone();
+        blocking(move || {
+            p.init_transactions(timeout)
+                .map_err(Error::transaction("init"))
+        })
+        .await?;
+        Ok(Self {
+            inner,
+            config: config.clone(),
+            transactional_id: transactional_id.to_string(),
+            position_topic: position_topic.to_string(),
+            timeout,
+        })
+    }
+
+    /// The `transactional.id`.
+    pub fn transactional_id(&self) -> &str {
+        &self.transactional_id
+    }
+
+    /// Starts a transaction.
+    pub fn begin(&mut self) -> Result<Transaction<'_>> {
+        self.inner
+            .begin_transaction()
+            .map_err(Error::transaction("begin"))?;
+        Ok(Transaction {
+            producer: self,
+            open: true,
+        })
+    }
+
+    /// The position stored by the last committed transaction of this
+    /// `transactional.id` (aborted ones are invisible: `read_committed`).
+    pub async fn last_committed_position(&self) -> Result<Option<Vec<u8>>> {
+        read_position(&self.config, &self.position_topic, &self.transactional_id).await
+    }
+}
+
+/// Reads the last committed position of `transactional_id` from
+/// `position_topic` (`read_committed`, up to the end of the partition).
+pub async fn read_position(
+    config: &KafkaConfig,
+    position_topic: &str,
+    transactional_id: &str,
+) -> Result<Option<Vec<u8>>> {
+    let mut cc = config.admin_config()?;
+    cc.set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .set("group.id", format!("{transactional_id}-position-reader"));
+    let consumer: BaseConsumer = cc
+        .create()
+        .map_err(Error::kafka("create position reader"))?;
+    let topic = position_topic.to_string();
+    let id = transactional_id.as_bytes().to_vec();
+    blocking(move || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+            .map_err(Error::kafka("assign position topic"))?;
+        consumer
+            .assign(&tpl)
+            .map_err(Error::kafka("assign position topic"))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut last = None;
+        loop {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    operation: "reading the position topic",
+                    after: Duration::from_secs(60),
+                });
+            }
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) if m.key() == Some(&id[..]) => {
+                    last = m.payload().map(<[u8]>::to_vec);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(last),
+                Some(Err(e)) => return Err(Error::kafka("read position topic")(e)),
+                None => {}
+            }
+        }
+    })
+    .await
+}
+
+/// An open transaction; dropped without commit → aborted on the next use
+/// of the producer (call [`Transaction::abort`] to abort explicitly).
+pub struct Transaction<'p> {
+    producer: &'p mut TransactionalProducer,
+    open: bool,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transaction<'_> {
+    /// Queues a record in this transaction (waits while the queue is full).
+    pub async fn send(&mut self, record: &Record<'_>) -> Result<()> {
+        let mut br = base_record(record, ());
+        let mut backoff = Duration::from_micros(500);
+        loop {
+            match self.producer.inner.send(br) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    br = back;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+                Err((e, _)) => {
+                    return Err(Error::Delivery {
+                        seq: 0,
+                        topic: record.topic.to_string(),
+                        code: e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Writes `position` to the position topic and commits everything sent
+    /// in this transaction atomically. On an abortable error the
+    /// transaction is aborted and the error returned.
+    pub async fn commit(mut self, position: &[u8]) -> Result<()> {
+        let topic = self.producer.position_topic.clone();
+        let id = self.producer.transactional_id.clone();
+        self.send(
+            &Record::to(&topic)
+                .key(id.as_bytes())
+                .value(position)
+                .partition(0),
+        )
+        .await?;
+        let p = self.producer.inner.clone();
+        let timeout = self.producer.timeout;
+        let result = blocking(move || {
+            p.commit_transaction(timeout)
+                .map_err(Error::transaction("commit"))
+        })
+        .await;
+        self.open = false;
+        if let Err(Error::Transaction {
+            requires_abort: true,
+            ..
+        }) = &result
+        {
+            let p = self.producer.inner.clone();
+            blocking(move || {
+                p.abort_transaction(timeout)
+                    .map_err(Error::transaction("abort"))
+            })
+            .await?;
+        }
+        result
+    }
+
+    /// Aborts the transaction: nothing sent in it becomes visible to
+    /// `read_committed` consumers.
+    pub async fn abort(mut self) -> Result<()> {
+        self.open = false;
+        let p = self.producer.inner.clone();
+        let timeout = self.producer.timeout;
+        blocking(move || {
+            p.abort_transaction(timeout)
+                .map_err(Error::transaction("abort"))
+        })
+        .await
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            tracing::warn!(
+                transactional_id = %self.producer.transactional_id,
+                "transaction dropped without commit or abort; aborting"
+            );
+            let _ = self
+                .producer
+                .inner
+                .abort_transaction(Duration::from_secs(30));
+        }
+    }
+}
