@@ -27,6 +27,8 @@ pub use kafka_io;
 pub use pg_logical;
 
 pub mod connector;
+pub mod error;
 pub mod metrics;
 pub mod rest;
+pub mod source_task;
 pub mod status;
