@@ -133,13 +133,15 @@ impl ConnectorConfig {
         let kind = match class.as_str() {
             SOURCE_CLASS => ConnectorKind::Source,
             SINK_CLASS => ConnectorKind::Sink,
-            other => return Err(ConfigError::Property {
-                connector: name,
-                key: "connector.class".into(),
-                reason: format!(
+            other => {
+                return Err(ConfigError::Property {
+                    connector: name,
+                    key: "connector.class".into(),
+                    reason: format!(
                     "`{other}` is not supported; pg-cdc implements {SOURCE_CLASS} and {SINK_CLASS}"
                 ),
-            }),
+                })
+            }
         };
         let mut cfg = Self { name, kind, props };
         cfg.resolve_providers()?;

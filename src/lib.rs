@@ -30,5 +30,7 @@ pub mod connector;
 pub mod error;
 pub mod metrics;
 pub mod rest;
+pub mod runtime;
+pub mod sink_task;
 pub mod source_task;
 pub mod status;

@@ -1,0 +1,298 @@
+//! The sink connector: Kafka → Debezium JSON decoder → PostgreSQL.
+//!
+//! ```text
+//! BatchConsumer::next_batch ──bytes──▶ JsonDecoder ──SinkRecord──▶ SinkPool::write (one txn per batch,
+//!        ▲                                  │ bad records                offsets stored in the same txn)
+//!        │                                  ▼                                  │ failed records
+//!        └── commit offsets ◀──────── DLQ (dlq_sink) ◀─────────────────────────┘
+//! ```
+//!
+//! Offsets are committed to Kafka only after the batch's database
+//! transaction committed and its failed records reached the DLQ. With
+//! exactly-once (offsets stored in the target), a restarted sink seeks to
+//! the stored offsets on assignment, so a crash between the database commit
+//! and the Kafka commit replays nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdc_envelope::{JsonDecoder, Options};
+use jdbc_sink::{SinkConfig, SinkPool, SinkRecord};
+use kafka_io::{
+    BatchConsumer, BatchOptions, ConsumedRecord, ErrorContext, ErrorReporter, KafkaConfig,
+    RebalanceListener, Stage, TopicPartition,
+};
+use tokio::sync::watch;
+
+use crate::connector::{ConfigError, ConnectorConfig};
+use crate::error::Result;
+use crate::metrics::{ConnectorLabels, DlqLabels, Metrics};
+use crate::source_task::TaskContext;
+use crate::status::ConnectorState;
+
+const TASK_CLASS: &str = "io.debezium.connector.jdbc.JdbcSinkConnectorTask";
+
+/// Seeks newly assigned partitions to the offsets stored in the target.
+struct StoredOffsets {
+    pool: Arc<SinkPool>,
+    handle: tokio::runtime::Handle,
+}
+
+impl RebalanceListener for StoredOffsets {
+    fn on_assigned(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+        // Runs on a blocking thread (kafka-io's contract): block_on is fine.
+        let stored = match self.handle.block_on(self.pool.load_offsets()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stored sink offsets; using the group's committed offsets");
+                return Vec::new();
+            }
+        };
+        partitions
+            .iter()
+            .filter_map(|tp| {
+                let key = jdbc_sink::TopicPartition::new(tp.topic.clone(), tp.partition);
+                stored.get(&key).map(|&off| (tp.clone(), off))
+            })
+            .collect()
+    }
+}
+
+/// The topics to subscribe to: `topics` (comma-separated) or `topics.regex`.
+fn subscription(config: &ConnectorConfig) -> Result<Vec<String>> {
+    let topics = config.props.get("topics").filter(|t| !t.trim().is_empty());
+    let regex = config
+        .props
+        .get("topics.regex")
+        .filter(|t| !t.trim().is_empty());
+    match (topics, regex) {
+        (Some(t), None) => Ok(t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        // librdkafka treats a subscription starting with `^` as a regex; Kafka
+        // Connect's topics.regex must match the whole name.
+        (None, Some(r)) => Ok(vec![format!("^{}$", r.trim_start_matches('^').trim_end_matches('$'))]),
+        (Some(_), Some(_)) => Err(ConfigError::Property {
+            connector: config.name.clone(),
+            key: "topics".into(),
+            reason: "set either `topics` or `topics.regex`, not both".into(),
+        }
+        .into()),
+        (None, None) => Err(ConfigError::Property {
+            connector: config.name.clone(),
+            key: "topics.regex".into(),
+            reason: "a sink needs `topics` or `topics.regex` (the seed uses topics.regex=pgsource\\.public\\..*)".into(),
+        }
+        .into()),
+    }
+}
+
+/// Runs the sink connector until `shutdown` turns true or it fails.
+pub async fn run_sink(
+    config: ConnectorConfig,
+    ctx: TaskContext,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let name = config.name.clone();
+    let topics = subscription(&config)?;
+    let mut props = config.props.clone();
+    props.entry("name".into()).or_insert_with(|| name.clone());
+    if config.props.contains_key("topics.regex") {
+        // Pick up topics the source creates within seconds, not after
+        // librdkafka's (and Java's) default five-minute metadata refresh.
+        props
+            .entry("librdkafka.topic.metadata.refresh.interval.ms".into())
+            .or_insert_with(|| "2000".into());
+    }
+    let sink_config = SinkConfig::from_properties(&props)?;
+    let options = Options::from_map(&props)?;
+    let kafka = KafkaConfig::from_properties(&props)?;
+    let reporter = ErrorReporter::new(&kafka, &name, 0).await?;
+    let batch_size = sink_config.batch_size.max(1);
+    let pool = Arc::new(SinkPool::connect(sink_config).await?);
+    let listener = Arc::new(StoredOffsets {
+        pool: pool.clone(),
+        handle: tokio::runtime::Handle::current(),
+    });
+    let consumer = BatchConsumer::new(
+        &kafka,
+        &format!("connect-{name}"),
+        Some(listener),
+        BatchOptions {
+            max_records: batch_size,
+            max_bytes: 16 * 1024 * 1024,
+            max_wait: Duration::from_millis(100),
+        },
+    )?;
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    ctx.board.set(&name, ConnectorState::Running);
+    tracing::info!(connector = %name, ?topics, "sink started");
+
+    let mut decoder = JsonDecoder::new(options);
+    let labels = ConnectorLabels {
+        connector: name.clone(),
+    };
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+                continue;
+            }
+            batch = consumer.next_batch() => batch?,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let mut records: Vec<SinkRecord> = Vec::with_capacity(batch.len());
+        // Index in `records` → index in `batch.records`.
+        let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
+        for (i, r) in batch.records.iter().enumerate() {
+            match decoder.decode(r.key.as_deref(), r.value.as_deref()) {
+                Ok(decoded) => {
+                    records.push(SinkRecord::from_decoded(
+                        r.topic.clone(),
+                        r.partition,
+                        r.offset,
+                        decoded,
+                    ));
+                    origin.push(i);
+                }
+                Err(e) => {
+                    dead_letter(
+                        &reporter,
+                        &ctx.metrics,
+                        &name,
+                        r,
+                        Stage::ValueConverter,
+                        "org.apache.kafka.connect.json.JsonConverter",
+                        &e,
+                        e.kind(),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let outcome = pool.write(records.clone()).await?;
+        for failed in &outcome.failed {
+            let Some(&i) = origin.get(failed.index) else {
+                continue;
+            };
+            let Some(r) = batch.records.get(i) else {
+                continue;
+            };
+            let error = SinkFailure(failed.error.message.clone());
+            dead_letter(
+                &reporter,
+                &ctx.metrics,
+                &name,
+                r,
+                Stage::TaskPut,
+                TASK_CLASS,
+                &error,
+                &failed.error.class_name,
+            )
+            .await?;
+        }
+        for r in records.iter().filter_map(|r| r.value.as_ref()) {
+            let table = r
+                .table
+                .as_ref()
+                .map(|t| t.id.to_string())
+                .unwrap_or_default();
+            ctx.metrics.event(&name, &table, r.op.code());
+        }
+        ctx.metrics
+            .sink_batch_records
+            .get_or_create(&labels)
+            .observe(batch.len() as f64);
+        ctx.metrics
+            .sink_batch_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        // Durable in the target and in the DLQ: now Kafka may forget them.
+        consumer.commit(&batch).await?;
+    }
+    consumer.close().await?;
+    Ok(())
+}
+
+/// A sink-side failure message, as an error for the DLQ context.
+#[derive(Debug)]
+struct SinkFailure(String);
+
+impl std::fmt::Display for SinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SinkFailure {}
+
+#[allow(clippy::too_many_arguments)]
+async fn dead_letter(
+    reporter: &ErrorReporter,
+    metrics: &Metrics,
+    connector: &str,
+    record: &ConsumedRecord,
+    stage: Stage,
+    executing_class: &str,
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+    exception_class: &str,
+) -> Result<()> {
+    let ctx = ErrorContext {
+        stage,
+        executing_class,
+        error,
+        exception_class,
+    };
+    reporter.report(&record.to_failed(), &ctx).await?;
+    metrics
+        .dlq_records
+        .get_or_create(&DlqLabels {
+            connector: connector.into(),
+            stage: stage.as_str().into(),
+        })
+        .inc();
+    Ok(())
+}
+
+/// Stored offsets as the consumer's type (for callers that seek by hand).
+pub fn to_kafka_offsets(
+    stored: &BTreeMap<jdbc_sink::TopicPartition, i64>,
+) -> Vec<(TopicPartition, i64)> {
+    stored
+        .iter()
+        .map(|(tp, &o)| (TopicPartition::new(tp.topic.clone(), tp.partition), o))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::ConnectorKind;
+
+    fn cfg(props: &[(&str, &str)]) -> ConnectorConfig {
+        ConnectorConfig {
+            name: "s".into(),
+            kind: ConnectorKind::Sink,
+            props: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn subscription_from_topics_or_regex() -> Result<()> {
+        assert_eq!(subscription(&cfg(&[("topics", "a, b")]))?, vec!["a", "b"]);
+        assert_eq!(
+            subscription(&cfg(&[("topics.regex", "pgsource\\.public\\..*")]))?,
+            vec!["^pgsource\\.public\\..*$"]
+        );
+        assert!(subscription(&cfg(&[])).is_err());
+        assert!(subscription(&cfg(&[("topics", "a"), ("topics.regex", "b")])).is_err());
+        Ok(())
+    }
+}
