@@ -3,11 +3,13 @@
 //! ```text
 //! cargo xtask services up|down|status|env   real PostgreSQL source + target and Kafka (KRaft) on loopback
 //! cargo xtask test                          services up → fmt → clippy → cargo test → services down
+//! cargo xtask demo [--once]                 the seed's Quick Start through the pipeline, automated
 //! ```
 //!
 //! Everything it starts lives under `target/services/` (data, logs, pid files)
 //! and is stopped by pid.
 
+mod demo;
 mod kafka;
 mod layout;
 mod postgres;
@@ -39,6 +41,18 @@ enum Command {
     Services {
         #[command(subcommand)]
         action: ServicesAction,
+    },
+    /// The seed's Quick Start, automated: start the services, create the
+    /// `employees` table in bf_source, run the pipeline example with the
+    /// seed's two connector files, insert / update / delete sample rows and
+    /// show the target converging. Keeps running until Ctrl-C.
+    Demo {
+        /// Stop (and exit) after the target has converged.
+        #[arg(long)]
+        once: bool,
+        /// Port of the pipeline's REST/metrics endpoint (Kafka Connect paths).
+        #[arg(long, env = "CDC_DEMO_REST_PORT", default_value_t = 18083)]
+        rest_port: u16,
     },
     /// Run the whole test suite: services up, `cargo fmt --check`, clippy
     /// with `-D warnings`, `cargo test --workspace` against the real
@@ -83,6 +97,9 @@ fn main() {
                     Ok(())
                 }
             }
+        }
+        Command::Demo { once, rest_port } => {
+            demo::run(&layout::Layout::discover(), once, rest_port)
         }
         Command::Test {
             keep_services,
