@@ -88,11 +88,12 @@ impl Worker {
         }
         let mut tasks = JoinSet::new();
         for config in self.connectors {
-            let _pause = self.board.register(&config.name, config.kind);
+            let pause = self.board.register(&config.name, config.kind);
             let ctx = TaskContext {
                 board: self.board.clone(),
                 metrics: self.metrics.clone(),
                 data_dir: self.options.data_dir.clone(),
+                pause,
             };
             let shutdown = shutdown.clone();
             let max_backoff = self.options.max_restart_backoff;

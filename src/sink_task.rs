@@ -89,7 +89,7 @@ fn subscription(config: &ConnectorConfig) -> Result<Vec<String>> {
 /// Runs the sink connector until `shutdown` turns true or it fails.
 pub async fn run_sink(
     config: ConnectorConfig,
-    ctx: TaskContext,
+    mut ctx: TaskContext,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let name = config.name.clone();
@@ -133,12 +133,17 @@ pub async fn run_sink(
         connector: name.clone(),
     };
     loop {
+        if ctx.wait_while_paused(&name, &mut shutdown).await {
+            break;
+        }
         let batch = tokio::select! {
             biased;
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }
                 continue;
             }
+            // Pausing is checked between batches only: a fetch in flight is
+            // never cancelled half-way (its records would be skipped).
             batch = consumer.next_batch() => batch?,
         };
         if batch.is_empty() {

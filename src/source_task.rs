@@ -40,6 +40,33 @@ pub struct TaskContext {
     pub metrics: Arc<Metrics>,
     /// Directory for local offset files.
     pub data_dir: PathBuf,
+    /// The connector's pause switch (`true` = paused), from the REST endpoint.
+    pub pause: watch::Receiver<bool>,
+}
+
+impl TaskContext {
+    /// Waits while the connector is paused. Returns true if shutdown was
+    /// requested meanwhile.
+    pub async fn wait_while_paused(
+        &mut self,
+        name: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        if !*self.pause.borrow() {
+            return false;
+        }
+        self.board.set(name, ConnectorState::Paused);
+        tracing::info!(connector = %name, "paused");
+        while *self.pause.borrow() {
+            tokio::select! {
+                changed = self.pause.changed() => if changed.is_err() { break },
+                _ = shutdown.changed() => if *shutdown.borrow() { return true },
+            }
+        }
+        self.board.set(name, ConnectorState::Running);
+        tracing::info!(connector = %name, "resumed");
+        *shutdown.borrow()
+    }
 }
 
 /// Records produced and not yet acknowledged, with the source position each
@@ -72,7 +99,7 @@ impl Pending {
 /// Runs the source connector until `shutdown` turns true or it fails.
 pub async fn run_source(
     config: ConnectorConfig,
-    ctx: TaskContext,
+    mut ctx: TaskContext,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let name = config.name.clone();
@@ -106,11 +133,15 @@ pub async fn run_source(
     let mut watermark = producer.subscribe_watermark();
 
     loop {
+        if ctx.wait_while_paused(&name, &mut shutdown).await {
+            break;
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }
             }
+            _ = ctx.pause.changed() => {}
             _ = watermark.changed() => {}
             got = source.recv_many(&mut buf, 2048) => {
                 if got? == 0 {

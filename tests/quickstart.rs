@@ -189,6 +189,23 @@ async fn seed_quick_start_converges() -> TestResult {
             .map_err(|e| format!("DLQ topic {dlq} missing: {e}"))?;
     }
 
+    // Pausing the source (PUT /connectors/<name>/pause) holds changes back;
+    // resuming delivers them.
+    assert!(board.set_paused(&src_cfg.name, true));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    source
+        .batch_execute("UPDATE employees SET department = 'Paused' WHERE name = 'John Doe'")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(board.state(&src_cfg.name), Some(ConnectorState::Paused));
+    assert!(
+        !rows(&target).await?.iter().any(|r| r[3] == "Paused"),
+        "a paused source must not deliver changes"
+    );
+    assert!(board.set_paused(&src_cfg.name, false));
+    wait_equal(&source, &target, Duration::from_secs(60)).await?;
+    assert_eq!(board.state(&src_cfg.name), Some(ConnectorState::Running));
+
     stop_tx.send(true)?;
     let outcome = tokio::time::timeout(Duration::from_secs(60), run).await???;
     assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
