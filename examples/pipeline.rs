@@ -76,7 +76,7 @@ fn init_logging(format: &str) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &PathBuf, overrides: &[String]) -> Result<ConnectorConfig> {
+fn load(path: &std::path::Path, overrides: &[String]) -> Result<ConnectorConfig> {
     let mut c = ConnectorConfig::load(path)?;
     c.apply_overrides(overrides.iter().map(String::as_str))?;
     Ok(c)

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ pub fn run(layout: &Layout, once: bool, rest_port: u16) -> Result<()> {
     let _ = fs::remove_dir_all(&data_dir);
     let log = layout.services_dir.join("demo-pipeline.log");
     let mut child = spawn_pipeline(layout, &binary, &data_dir, &log, rest_port)?;
-    let outcome = drive(layout, &s, &mut child, rest_port, &log);
+    let outcome = drive(&s, &mut child, rest_port, &log);
     if let Err(e) = outcome {
         stop(&mut child);
         return Err(e);
@@ -161,9 +161,9 @@ fn reset(layout: &Layout, s: &Services) -> Result<()> {
 
 fn spawn_pipeline(
     layout: &Layout,
-    binary: &PathBuf,
-    data_dir: &PathBuf,
-    log: &PathBuf,
+    binary: &Path,
+    data_dir: &Path,
+    log: &Path,
     rest_port: u16,
 ) -> Result<Child> {
     let out = fs::File::create(log)?;
@@ -200,13 +200,7 @@ fn spawn_pipeline(
     Ok(child)
 }
 
-fn drive(
-    layout: &Layout,
-    s: &Services,
-    child: &mut Child,
-    rest_port: u16,
-    log: &PathBuf,
-) -> Result<()> {
+fn drive(s: &Services, child: &mut Child, rest_port: u16, log: &Path) -> Result<()> {
     for name in ["pg-source-connector", "pg-sink-connector"] {
         wait_running(child, rest_port, name, log)?;
         println!("    {name}: RUNNING");
@@ -220,7 +214,7 @@ fn drive(
         "INSERT INTO employees (name, email, department, salary, hire_date) \
          VALUES ('John Doe', 'john@example.com', 'Engineering', 75000.00, '2024-01-15')",
     )?;
-    converge(layout, s, child, log)?;
+    converge(s, child, log)?;
     step(6, "more changes: 3 inserts, 2 updates, 1 delete");
     src(
         "INSERT INTO employees (name, email, department, salary, hire_date) VALUES \
@@ -231,7 +225,7 @@ fn drive(
     src("UPDATE employees SET salary = 80000, department = 'Platform' WHERE name = 'John Doe'")?;
     src("UPDATE employees SET email = 'max@example.com' WHERE name = 'Max Mustermann'")?;
     src("DELETE FROM employees WHERE name = 'Jane Roe'")?;
-    converge(layout, s, child, log)?;
+    converge(s, child, log)?;
     step(7, "target employees (bf_target):");
     println!(
         "{}",
@@ -244,7 +238,7 @@ fn drive(
     Ok(())
 }
 
-fn converge(_layout: &Layout, s: &Services, child: &mut Child, log: &PathBuf) -> Result<()> {
+fn converge(s: &Services, child: &mut Child, log: &Path) -> Result<()> {
     let t = Instant::now();
     let want = s.source.psql(&s.pg_bin, PG_SOURCE_DB, ROWS)?;
     let mut last_report = Instant::now();
@@ -285,7 +279,7 @@ fn converge(_layout: &Layout, s: &Services, child: &mut Child, log: &PathBuf) ->
     }
 }
 
-fn wait_running(child: &mut Child, port: u16, name: &str, log: &PathBuf) -> Result<()> {
+fn wait_running(child: &mut Child, port: u16, name: &str, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let body = http_get(port, &format!("/connectors/{name}/status")).unwrap_or_default();
