@@ -1,0 +1,1181 @@
+//! The driver task: setup, snapshot emission, streaming, acknowledgements,
+//! heartbeats and reconnects.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cdc_envelope::{
+    ChangeEvent, LogicalMessage, Lsn, Op, Position, SnapshotMarker, SourceInfo, TableId,
+    TableSchema, TransactionBlock,
+};
+use pgwire_replication::{ReplicationClient, ReplicationEvent};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::message::PgOutputMessage;
+use crate::pgtype::ValueDecoder;
+use crate::protocol::pg_to_unix_micros;
+use crate::relation::{ChangeKind, RelationCache, RowChange, TypeRegistry};
+use crate::source::catalog::{self, sql_error, TableMeta};
+use crate::source::config::{SnapshotMode, SourceConfig};
+use crate::source::offset::{OffsetStore, SnapshotProgress, SourceOffset, TableProgress};
+use crate::source::slot::{self, CreatedSlot};
+use crate::source::snapshot::{self, Chunk, Row, SnapshotTable};
+use crate::source::{
+    decide_plan, now_ns, Heartbeat, SourceEvent, StartInfo, StartPlan, TransactionMarker, CONNECTOR,
+};
+use crate::Decoder;
+
+type EventTx = mpsc::Sender<Result<SourceEvent>>;
+
+/// Why a streaming session ended without error.
+enum SessionEnd {
+    Stopped,
+}
+
+/// A transaction being received.
+struct Txn {
+    final_lsn: Lsn,
+    xid: u32,
+    ts_us: i64,
+    /// Next seq to assign.
+    seq: u64,
+    /// Last position the consumer has received (now or before a reconnect).
+    last_delivered: Option<Position>,
+    begin_sent: bool,
+    emitted: u64,
+    per_table: HashMap<TableId, u64>,
+    origin: Option<String>,
+}
+
+/// A received transaction (or non-transactional message) whose commit is
+/// not yet confirmed to the server.
+struct Inflight {
+    last: Option<Position>,
+    end_lsn: Lsn,
+}
+
+/// A snapshot chunk fully emitted, waiting for its acknowledgement.
+struct EmittedChunk {
+    table: TableId,
+    upper: Option<Vec<String>>,
+    last_of_table: bool,
+    last_seq: Option<u64>,
+}
+
+struct SnapTrack {
+    /// `consistent point - 1`: the commit_lsn of snapshot positions.
+    lsn: Lsn,
+    chunks: VecDeque<EmittedChunk>,
+    emission_done: bool,
+}
+
+pub(crate) struct Driver<S> {
+    cfg: Arc<SourceConfig>,
+    store: S,
+    sql: Client,
+    cache: RelationCache,
+    decoder: Decoder,
+    info: StartInfo,
+    tables: Vec<TableMeta>,
+    created: Option<CreatedSlot>,
+    offset: SourceOffset,
+    stored: SourceOffset,
+    snap: Option<SnapTrack>,
+    snap_next_seq: u64,
+    acked: Option<Position>,
+    last_delivered: Option<Position>,
+    skip_through: Option<Position>,
+    inflight: VecDeque<Inflight>,
+    flushed: Lsn,
+    last_commit_lsn: Option<Lsn>,
+    txn: Option<Txn>,
+    events: EventTx,
+    acks: watch::Receiver<Option<Position>>,
+    stop: watch::Receiver<bool>,
+    client: Option<ReplicationClient>,
+    /// `table filter` verdict per relation OID (regex matching is not free).
+    captured: HashMap<u32, bool>,
+}
+
+async fn wait_stop(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl<S: OffsetStore> Driver<S> {
+    /// Everything before the background task: checks, publication, slot.
+    pub(crate) async fn prepare(cfg: SourceConfig, store: S) -> Result<(Self, StartInfo)> {
+        let cfg = Arc::new(cfg);
+        let sql = catalog::connect(&cfg, &format!("pg-cdc {}", cfg.topic_prefix)).await?;
+        slot::check_server(&sql, &cfg).await?;
+        let tables = catalog::load_tables(&sql, &cfg.tables).await?;
+        let bad: Vec<String> = tables
+            .iter()
+            .filter(|t| !t.has_usable_replica_identity())
+            .map(|t| t.id.to_string())
+            .collect();
+        if !bad.is_empty() {
+            return Err(Error::NoReplicaIdentity { tables: bad });
+        }
+        crate::source::publication::ensure_publication(&sql, &cfg, &tables).await?;
+        let offsets = store.load().await?;
+        let slot_info = slot::wait_until_free(&sql, &cfg).await?;
+        if let Some(s) = &slot_info {
+            if s.wal_status.as_deref() != Some("lost") {
+                slot::check_slot(s, &cfg)?;
+            }
+        }
+        let (plan, drop_existing) = decide_plan(
+            cfg.snapshot_mode,
+            offsets.as_ref(),
+            slot_info.as_ref(),
+            &cfg.slot_name,
+        )?;
+        if drop_existing {
+            tracing::warn!(slot = %cfg.slot_name, "dropping the existing slot to take a fresh consistent snapshot");
+            slot::drop_slot(&sql, &cfg.slot_name).await?;
+        }
+        let mut created = None;
+        let slot_missing = slot_info.is_none() || drop_existing;
+        match plan {
+            StartPlan::Snapshot => created = Some(slot::create_slot(&cfg, true).await?),
+            StartPlan::Stream if slot_missing => {
+                created = Some(slot::create_slot(&cfg, false).await?)
+            }
+            _ => {}
+        }
+        let mut registry = TypeRegistry::new();
+        catalog::register_tables(&sql, &mut registry, &tables).await?;
+        let offset = match plan {
+            StartPlan::Snapshot => SourceOffset::default(),
+            _ => offsets.clone().unwrap_or_default(),
+        };
+        let info = StartInfo {
+            tables: tables.iter().map(|t| t.id.clone()).collect(),
+            plan,
+            consistent_point: created.as_ref().map(|c| c.consistent_point),
+        };
+        let acked = offset.acked;
+        let snap_next_seq = offset.snapshot.as_ref().map_or(0, |s| s.next_seq);
+        let flushed = slot_info
+            .as_ref()
+            .filter(|_| !drop_existing)
+            .and_then(|s| s.confirmed_flush_lsn)
+            .or(created.as_ref().map(|c| c.consistent_point))
+            .unwrap_or(Lsn::ZERO);
+        let driver = Self {
+            cfg,
+            store,
+            sql,
+            cache: RelationCache::with_registry(registry),
+            decoder: Decoder::new(),
+            info: info.clone(),
+            tables,
+            created,
+            stored: offset.clone(),
+            offset,
+            snap: None,
+            snap_next_seq,
+            acked,
+            last_delivered: acked,
+            skip_through: acked,
+            inflight: VecDeque::new(),
+            flushed,
+            last_commit_lsn: None,
+            txn: None,
+            events: mpsc::channel(1).0,
+            acks: watch::channel(None).1,
+            stop: watch::channel(false).1,
+            client: None,
+            captured: HashMap::new(),
+        };
+        Ok((driver, info))
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        events: EventTx,
+        acks: watch::Receiver<Option<Position>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<()> {
+        self.events = events;
+        self.acks = acks;
+        self.stop = stop;
+        let mut res = self.run_inner().await;
+        if let Err(Error::Stopped { .. }) = res {
+            // The consumer stopped or went away: still store offsets,
+            // confirm what was acknowledged, drop the slot if asked.
+            res = match self.process_acks().await {
+                Ok(()) => self.finish().await,
+                Err(e) => Err(e),
+            };
+        }
+        if let Err(e) = &res {
+            tracing::error!("replication source stopped: {e}");
+            let _ = self.events.send(Err(e.clone())).await;
+        }
+        res
+    }
+
+    async fn run_inner(&mut self) -> Result<()> {
+        match self.info.plan {
+            StartPlan::Done => return self.finish().await,
+            StartPlan::Snapshot | StartPlan::ResumeSnapshot => {
+                if !self.snapshot().await? {
+                    return self.finish().await;
+                }
+                if self.cfg.snapshot_mode == SnapshotMode::InitialOnly {
+                    // No more events; keep recording acknowledgements until
+                    // every row is acknowledged.
+                    self.events = mpsc::channel(1).0;
+                    while self.snap.is_some() {
+                        tokio::select! {
+                            _ = wait_stop(&mut self.stop) => break,
+                            r = self.acks.changed() => {
+                                if r.is_err() { break; }
+                                self.process_acks().await?;
+                            }
+                        }
+                    }
+                    return self.finish().await;
+                }
+            }
+            StartPlan::Stream => {}
+        }
+        let mut attempt: u32 = 0;
+        loop {
+            let created = self.created.take();
+            let delivered_before = self.last_delivered;
+            match self.session(created).await {
+                Ok(SessionEnd::Stopped) => {
+                    self.process_acks().await?;
+                    return self.finish().await;
+                }
+                Err(e @ Error::SlotInUse { .. }) if attempt >= self.cfg.slot_max_retries => {
+                    return Err(e)
+                }
+                Err(e) if e.is_retriable() => {
+                    if let Some(mut c) = self.client.take() {
+                        c.abort();
+                    }
+                    attempt = if self.last_delivered > delivered_before {
+                        1
+                    } else {
+                        attempt + 1
+                    };
+                    let delay = if matches!(e, Error::SlotInUse { .. }) {
+                        self.cfg.slot_retry_delay
+                    } else {
+                        Duration::from_millis(100u64.saturating_mul(1 << attempt.min(9)))
+                            .min(Duration::from_secs(30))
+                    };
+                    tracing::warn!(
+                        attempt,
+                        ?delay,
+                        "replication connection lost, reconnecting: {e}"
+                    );
+                    self.txn = None;
+                    self.decoder.reset();
+                    self.skip_through = self.skip_through.max(self.last_delivered);
+                    tokio::select! {
+                        _ = wait_stop(&mut self.stop) => return self.finish().await,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    if self.sql.is_closed() {
+                        match catalog::connect(
+                            &self.cfg,
+                            &format!("pg-cdc {}", self.cfg.topic_prefix),
+                        )
+                        .await
+                        {
+                            Ok(c) => self.sql = c,
+                            Err(e) if e.is_retriable() => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Stores offsets, confirms the flushed LSN, closes the stream, drops the
+    /// slot if asked.
+    async fn finish(&mut self) -> Result<()> {
+        self.persist().await?;
+        if let Some(mut c) = self.client.take() {
+            c.update_applied_lsn(pgwire_replication::Lsn(self.flushed.0));
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.shutdown()).await;
+            // The stream ends without a last status update: confirm the
+            // final position on the slot directly once the walsender let go.
+            if self.flushed.0 != 0 && !self.cfg.slot_drop_on_stop {
+                slot::advance_slot(&self.sql, &self.cfg.slot_name, self.flushed).await;
+            }
+        }
+        if let Some(created) = self.created.take() {
+            drop(created);
+        }
+        if self.cfg.slot_drop_on_stop {
+            slot::drop_slot(&self.sql, &self.cfg.slot_name).await?;
+        }
+        Ok(())
+    }
+
+    async fn persist(&mut self) -> Result<()> {
+        if self.offset != self.stored {
+            self.store.store(&self.offset).await?;
+            self.stored = self.offset.clone();
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- acks
+
+    async fn process_acks(&mut self) -> Result<()> {
+        let latest = *self.acks.borrow_and_update();
+        if latest > self.acked {
+            self.acked = latest;
+        }
+        let Some(acked) = self.acked else {
+            return Ok(());
+        };
+        let mut snapshot_completed = false;
+        if let Some(snap) = &mut self.snap {
+            let progress = self
+                .offset
+                .snapshot
+                .get_or_insert_with(|| SnapshotProgress {
+                    consistent_point: Lsn(snap.lsn.0 + 1),
+                    completed: false,
+                    tables: Default::default(),
+                    next_seq: 0,
+                });
+            if acked.commit_lsn == snap.lsn {
+                progress.next_seq = progress.next_seq.max(acked.seq + 1);
+            }
+            while let Some(front) = snap.chunks.front() {
+                let done = match front.last_seq {
+                    None => true,
+                    Some(s) => {
+                        acked
+                            >= Position {
+                                commit_lsn: snap.lsn,
+                                seq: s,
+                            }
+                    }
+                };
+                if !done {
+                    break;
+                }
+                let Some(c) = snap.chunks.pop_front() else {
+                    break;
+                };
+                if let Some(s) = c.last_seq {
+                    progress.next_seq = progress.next_seq.max(s + 1);
+                }
+                let p = if c.last_of_table {
+                    TableProgress::Done
+                } else {
+                    TableProgress::After(c.upper.unwrap_or_default())
+                };
+                progress.tables.insert(c.table, p);
+            }
+            if snap.emission_done && snap.chunks.is_empty() {
+                progress.completed = true;
+                snapshot_completed = true;
+            }
+        }
+        if snapshot_completed {
+            self.snap = None;
+        }
+        let snapshot_pending =
+            self.snap.is_some() || self.offset.snapshot.as_ref().is_some_and(|s| !s.completed);
+        if self.snap.is_none()
+            && self
+                .offset
+                .snapshot
+                .as_ref()
+                .is_none_or(|s| acked.commit_lsn >= s.consistent_point)
+            && self.offset.acked < Some(acked)
+            && acked.commit_lsn.0 != 0
+            && !self.is_snapshot_position(acked)
+        {
+            self.offset.acked = Some(acked);
+        }
+        let mut flush = None;
+        if !snapshot_pending {
+            while let Some(front) = self.inflight.front() {
+                if front.last.is_some_and(|l| l > acked) {
+                    break;
+                }
+                flush = Some(front.end_lsn);
+                self.inflight.pop_front();
+            }
+        }
+        self.persist().await?;
+        if let (Some(lsn), Some(c)) = (flush, self.client.as_ref()) {
+            if lsn > self.flushed {
+                self.flushed = lsn;
+                c.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
+            }
+        }
+        Ok(())
+    }
+
+    fn is_snapshot_position(&self, p: Position) -> bool {
+        self.offset
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| p.commit_lsn.0 + 1 == s.consistent_point.0)
+    }
+
+    /// True when everything delivered is acknowledged and nothing is open.
+    fn idle(&self) -> bool {
+        self.txn.is_none()
+            && self.inflight.is_empty()
+            && self.snap.is_none()
+            && self.offset.snapshot.as_ref().is_none_or(|s| s.completed)
+            && (self.last_delivered.is_none() || self.last_delivered <= self.acked)
+    }
+
+    // ------------------------------------------------------------ snapshot
+
+    /// Runs (or resumes) the snapshot. Returns false when stopped.
+    async fn snapshot(&mut self) -> Result<bool> {
+        let resume = self.info.plan == StartPlan::ResumeSnapshot;
+        // The exporting session must stay open until every reader imported.
+        let mut exporter: Option<Client> = None;
+        let (cp, snapshot_name) = if resume {
+            let cp = self
+                .offset
+                .snapshot
+                .as_ref()
+                .map(|s| s.consistent_point)
+                .unwrap_or_default();
+            let c = catalog::connect(&self.cfg, "pg-cdc snapshot export").await?;
+            c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(sql_error("starting the resumed snapshot"))?;
+            let row = c
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .map_err(sql_error("exporting the resumed snapshot"))?;
+            exporter = Some(c);
+            (cp, row.get::<_, String>(0))
+        } else {
+            let created = self.created.as_ref().ok_or_else(|| Error::Stopped {
+                detail: "no slot was created".into(),
+            })?;
+            let cp = created.consistent_point;
+            let name = created
+                .snapshot_name
+                .clone()
+                .ok_or_else(|| Error::Replication {
+                    detail: "CREATE_REPLICATION_SLOT exported no snapshot".into(),
+                    retriable: false,
+                })?;
+            self.offset.snapshot = Some(SnapshotProgress {
+                consistent_point: cp,
+                completed: false,
+                tables: Default::default(),
+                next_seq: 0,
+            });
+            self.persist().await?;
+            (cp, name)
+        };
+        let snap_lsn = Lsn(cp.0.saturating_sub(1));
+        self.snap = Some(SnapTrack {
+            lsn: snap_lsn,
+            chunks: VecDeque::new(),
+            emission_done: false,
+        });
+
+        // Tables still to read.
+        let progress = self.offset.snapshot.clone();
+        let mut todo: Vec<(TableMeta, Option<Vec<String>>)> = Vec::new();
+        for meta in &self.tables {
+            match progress.as_ref().and_then(|p| p.tables.get(&meta.id)) {
+                Some(TableProgress::Done) => {}
+                Some(TableProgress::After(k)) => todo.push((meta.clone(), Some(k.clone()))),
+                None => todo.push((meta.clone(), None)),
+            }
+        }
+        // Readers import the snapshot and lock the tables (ACCESS SHARE, as
+        // Debezium does) so no DDL changes them while they are read.
+        let ids: Vec<TableId> = todo.iter().map(|(m, _)| m.id.clone()).collect();
+        let threads = self.cfg.snapshot_max_threads.max(1);
+        let readers = snapshot::open_readers(&self.cfg, &snapshot_name, threads, &ids).await?;
+        drop(exporter.take());
+        // With the locks held, the current catalog is what COPY resolves
+        // names against: reload it (DDL may have run since start).
+        let mut stables = Vec::new();
+        for (meta, resume_after) in todo {
+            let Some(meta) = catalog::load_table(&self.sql, meta.oid).await? else {
+                continue;
+            };
+            self.register_meta(&meta).await?;
+            let cached = self.cache.insert_relation(&meta.relation());
+            let schema = cached.schema.clone();
+            let decoders = schema
+                .columns
+                .iter()
+                .map(|c| ValueDecoder::for_type(&c.pg_type))
+                .collect();
+            stables.push(SnapshotTable {
+                meta,
+                schema,
+                decoders: Arc::new(decoders),
+                resume_after,
+            });
+        }
+        let planner = &readers[0];
+        let xmin: Option<i64> = planner
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                &[],
+            )
+            .await
+            .ok()
+            .map(|r| r.get(0));
+        let chunks: Vec<Chunk> =
+            snapshot::plan_chunks(planner, &stables, self.cfg.snapshot_chunk_size).await?;
+        let chunk_meta: Vec<(usize, Option<Vec<String>>, bool)> = chunks
+            .iter()
+            .map(|c| (c.table, c.upper.clone(), c.last_of_table))
+            .collect();
+        let stables = Arc::new(stables);
+        let mut run = snapshot::start(
+            readers,
+            self.cfg.snapshot_fetch_size,
+            stables.clone(),
+            chunks,
+        );
+        tracing::info!(tables = stables.len(), chunks = chunk_meta.len(), consistent_point = %cp, resume, "snapshot started");
+
+        let ts_us = now_ns() / 1000;
+        let mut pending: Option<(ChangeEvent, usize, bool)> = None; // (event, table, first in table)
+        let mut first_overall = true;
+        let mut last_table: Option<usize> = None;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = wait_stop(&mut self.stop) => return Ok(false),
+                r = self.acks.changed() => { if r.is_ok() { self.process_acks().await?; } continue; }
+                c = run.chunks.recv() => c,
+            };
+            let Some((ci, mut rows)) = next else { break };
+            let table_idx = chunk_meta[ci].0;
+            let mut last_seq = None;
+            loop {
+                let batch = tokio::select! {
+                    biased;
+                    _ = wait_stop(&mut self.stop) => return Ok(false),
+                    r = self.acks.changed() => { if r.is_ok() { self.process_acks().await?; } continue; }
+                    b = rows.recv() => b,
+                };
+                let Some(batch) = batch else { break };
+                let batch: Vec<Row> = batch?;
+                let t = &stables[table_idx];
+                for row in batch {
+                    let seq = self.snap_next_seq;
+                    self.snap_next_seq += 1;
+                    last_seq = Some(seq);
+                    let ev = self.snapshot_event(&t.schema, row, cp, snap_lsn, seq, ts_us, xmin);
+                    let first_in_table = last_table != Some(table_idx);
+                    last_table = Some(table_idx);
+                    if let Some((mut prev, prev_table, prev_first)) = pending.take() {
+                        prev.source.snapshot = if first_overall {
+                            first_overall = false;
+                            SnapshotMarker::First
+                        } else if prev_first {
+                            SnapshotMarker::FirstInDataCollection
+                        } else if prev_table != table_idx {
+                            SnapshotMarker::LastInDataCollection
+                        } else {
+                            SnapshotMarker::True
+                        };
+                        self.deliver(SourceEvent::Change(prev)).await?;
+                    }
+                    pending = Some((ev, table_idx, first_in_table));
+                }
+            }
+            let (table, upper, last_of_table) = chunk_meta[ci].clone();
+            let table = stables[table].meta.id.clone();
+            if let Some(snap) = &mut self.snap {
+                snap.chunks.push_back(EmittedChunk {
+                    table,
+                    upper,
+                    last_of_table,
+                    last_seq,
+                });
+            }
+        }
+        if let Some((mut prev, _, _)) = pending.take() {
+            prev.source.snapshot = if first_overall {
+                SnapshotMarker::First
+            } else {
+                SnapshotMarker::Last
+            };
+            self.deliver(SourceEvent::Change(prev)).await?;
+        }
+        if let Some(snap) = &mut self.snap {
+            snap.emission_done = true;
+        }
+        drop(run);
+        self.process_acks().await?;
+        tracing::info!(rows = self.snap_next_seq, "snapshot emitted");
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot_event(
+        &self,
+        schema: &Arc<TableSchema>,
+        row: Row,
+        cp: Lsn,
+        snap_lsn: Lsn,
+        seq: u64,
+        ts_us: i64,
+        xmin: Option<i64>,
+    ) -> ChangeEvent {
+        ChangeEvent {
+            op: Op::Read,
+            table: Some(schema.clone()),
+            before: None,
+            after: Some(row),
+            source: SourceInfo {
+                snapshot: SnapshotMarker::True,
+                sequence: Some(format!("[null,\"{}\"]", cp.0)),
+                tx_id: xmin,
+                lsn: i64::try_from(cp.0).ok(),
+                ..self.source_info(&schema.id, ts_us)
+            },
+            ts_ns: now_ns(),
+            transaction: None,
+            message: None,
+            position: Position {
+                commit_lsn: snap_lsn,
+                seq,
+            },
+        }
+    }
+
+    fn source_info(&self, table: &TableId, ts_us: i64) -> SourceInfo {
+        SourceInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            connector: CONNECTOR.to_owned(),
+            name: self.cfg.topic_prefix.clone(),
+            ts_us,
+            snapshot: SnapshotMarker::False,
+            db: self.cfg.dbname.clone(),
+            sequence: None,
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            tx_id: None,
+            lsn: None,
+            xmin: None,
+            origin: None,
+            origin_lsn: None,
+        }
+    }
+
+    /// Sends an event, processing acknowledgements while the queue is full.
+    async fn send(&mut self, ev: SourceEvent) -> Result<()> {
+        // Fast path: room in the queue.
+        let ev = match self.events.try_reserve() {
+            Ok(permit) => {
+                permit.send(Ok(ev));
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                return Err(Error::Stopped {
+                    detail: "the consumer went away".into(),
+                })
+            }
+            Err(mpsc::error::TrySendError::Full(())) => ev,
+        };
+        let events = self.events.clone();
+        loop {
+            tokio::select! {
+                biased;
+                permit = events.reserve() => {
+                    let permit = permit.map_err(|_| Error::Stopped { detail: "the consumer went away".into() })?;
+                    permit.send(Ok(ev));
+                    return Ok(());
+                }
+                r = self.acks.changed() => {
+                    if r.is_err() {
+                        return Err(Error::Stopped { detail: "the consumer went away".into() });
+                    }
+                    self.process_acks().await?;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, ev: SourceEvent) -> Result<()> {
+        if let SourceEvent::Change(c) = &ev {
+            self.last_delivered = self.last_delivered.max(Some(c.position));
+        }
+        self.send(ev).await
+    }
+
+    // ----------------------------------------------------------- streaming
+
+    async fn session(&mut self, created: Option<CreatedSlot>) -> Result<SessionEnd> {
+        let name = self.cfg.slot_name.clone();
+        let client = match created {
+            Some(c) => {
+                let mut client = c.client;
+                client
+                    .start()
+                    .await
+                    .map_err(|e| slot::wire_error(e, &name))?;
+                client
+            }
+            None => {
+                ReplicationClient::connect(slot::replication_config(&self.cfg, Some(self.flushed)))
+                    .await
+                    .map_err(|e| slot::wire_error(e, &name))?
+            }
+        };
+        let client = self.client.insert(client);
+        client
+            .wait_started()
+            .await
+            .map_err(|e| slot::wire_error(e, &name))?;
+        tracing::info!(slot = %name, flushed = %self.flushed, "streaming started");
+        let mut heartbeat = self.cfg.heartbeat_interval.map(|d| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            // Acknowledgements first: cheap, and they release WAL.
+            if self.acks.has_changed().unwrap_or(false) {
+                self.process_acks().await?;
+            }
+            let Some(client) = self.client.as_mut() else {
+                return Err(Error::Replication {
+                    detail: "no replication connection".into(),
+                    retriable: true,
+                });
+            };
+            let ev = tokio::select! {
+                biased;
+                _ = wait_stop(&mut self.stop) => return Ok(SessionEnd::Stopped),
+                r = self.acks.changed() => {
+                    if r.is_err() { return Ok(SessionEnd::Stopped); }
+                    self.process_acks().await?;
+                    continue;
+                }
+                _ = async { match heartbeat.as_mut() { Some(h) => { h.tick().await; } None => std::future::pending::<()>().await } } => {
+                    self.heartbeat().await?;
+                    continue;
+                }
+                ev = client.recv() => ev,
+            };
+            match ev {
+                Ok(Some(ev)) => self.handle(ev).await?,
+                Ok(None) => {
+                    return Err(Error::Replication {
+                        detail: "the server ended the replication stream".into(),
+                        retriable: true,
+                    })
+                }
+                Err(e) => return Err(slot::wire_error(e, &name)),
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self) -> Result<()> {
+        if let Some(q) = self.cfg.heartbeat_action_query.clone() {
+            if let Err(e) = self.sql.batch_execute(&q).await {
+                tracing::warn!("heartbeat.action.query failed: {e}");
+                if self.sql.is_closed() {
+                    return Err(sql_error("running heartbeat.action.query")(e));
+                }
+            }
+        }
+        let hb = Heartbeat {
+            ts_ms: now_ns() / 1_000_000,
+            flushed_lsn: self.flushed,
+        };
+        self.send(SourceEvent::Heartbeat(hb)).await
+    }
+
+    async fn handle(&mut self, ev: ReplicationEvent) -> Result<()> {
+        match ev {
+            ReplicationEvent::Begin {
+                final_lsn,
+                xid,
+                commit_time_micros,
+            } => {
+                self.txn = Some(Txn {
+                    final_lsn: Lsn(final_lsn.0),
+                    xid,
+                    ts_us: pg_to_unix_micros(commit_time_micros),
+                    seq: 0,
+                    last_delivered: None,
+                    begin_sent: false,
+                    emitted: 0,
+                    per_table: HashMap::new(),
+                    origin: None,
+                });
+            }
+            ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                if let Some(txn) = self.txn.take() {
+                    if self.cfg.provide_transaction_metadata && txn.begin_sent {
+                        let marker = TransactionMarker {
+                            id: format!("{}:{}", txn.xid, txn.final_lsn.0),
+                            xid: txn.xid,
+                            ts_us: txn.ts_us,
+                            event_count: txn.emitted,
+                            data_collections: txn
+                                .per_table
+                                .iter()
+                                .map(|(k, v)| (k.clone(), *v))
+                                .collect(),
+                            position: txn.last_delivered.unwrap_or_default(),
+                        };
+                        self.send(SourceEvent::TransactionEnd(marker)).await?;
+                    }
+                    self.inflight.push_back(Inflight {
+                        last: txn.last_delivered,
+                        end_lsn: Lsn(end_lsn.0),
+                    });
+                }
+                self.last_commit_lsn = Some(Lsn(lsn.0));
+                if self
+                    .inflight
+                    .front()
+                    .is_some_and(|f| f.last.is_none() || f.last <= self.acked)
+                {
+                    self.process_acks().await?;
+                }
+            }
+            ReplicationEvent::XLogData {
+                wal_start, data, ..
+            } => {
+                self.handle_pgoutput(Lsn(wal_start.0), data).await?;
+            }
+            ReplicationEvent::Message {
+                transactional,
+                lsn,
+                prefix,
+                content,
+            } => {
+                let lsn = Lsn(lsn.0);
+                let in_txn = transactional && self.txn.is_some();
+                self.emit_message(transactional, lsn, prefix, content)
+                    .await?;
+                if !in_txn {
+                    let last = Some(Position {
+                        commit_lsn: lsn,
+                        seq: 0,
+                    });
+                    self.inflight.push_back(Inflight { last, end_lsn: lsn });
+                }
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                let wal_end = Lsn(wal_end.0);
+                if self.idle() && wal_end > self.flushed {
+                    self.flushed = wal_end;
+                    if let Some(c) = self.client.as_ref() {
+                        c.update_applied_lsn(pgwire_replication::Lsn(wal_end.0));
+                    }
+                }
+            }
+            ReplicationEvent::StoppedAt { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Next position in the current transaction, and whether it must be
+    /// delivered (false when it was delivered before a restart/reconnect).
+    fn next_position(&mut self) -> Option<(Position, bool)> {
+        let txn = self.txn.as_mut()?;
+        let pos = Position {
+            commit_lsn: txn.final_lsn,
+            seq: txn.seq,
+        };
+        txn.seq += 1;
+        Some((pos, self.skip_through.is_none_or(|s| pos > s)))
+    }
+
+    async fn emit_change(&mut self, mut ev: ChangeEvent, deliver: bool) -> Result<()> {
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        txn.last_delivered = txn.last_delivered.max(Some(ev.position));
+        if !deliver {
+            return Ok(());
+        }
+        ev.source.origin = txn.origin.clone();
+        if self.cfg.provide_transaction_metadata {
+            let begin = if txn.begin_sent {
+                None
+            } else {
+                txn.begin_sent = true;
+                Some(TransactionMarker {
+                    id: format!("{}:{}", txn.xid, txn.final_lsn.0),
+                    xid: txn.xid,
+                    ts_us: txn.ts_us,
+                    event_count: 0,
+                    data_collections: Vec::new(),
+                    position: ev.position,
+                })
+            };
+            txn.emitted += 1;
+            let table_order = match &ev.table {
+                Some(t) => {
+                    let n = txn.per_table.entry(t.id.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                }
+                None => 0,
+            };
+            ev.transaction = Some(TransactionBlock {
+                id: format!("{}:{}", txn.xid, txn.final_lsn.0),
+                total_order: i64::try_from(txn.emitted).unwrap_or(i64::MAX),
+                data_collection_order: i64::try_from(table_order).unwrap_or(i64::MAX),
+            });
+            if let Some(b) = begin {
+                self.send(SourceEvent::TransactionBegin(b)).await?;
+            }
+        }
+        self.deliver(SourceEvent::Change(ev)).await
+    }
+
+    fn stream_event(
+        &self,
+        op: Op,
+        schema: Option<Arc<TableSchema>>,
+        lsn: Lsn,
+        pos: Position,
+    ) -> ChangeEvent {
+        let (xid, ts_us) = self.txn.as_ref().map_or((None, now_ns() / 1000), |t| {
+            (Some(i64::from(t.xid)), t.ts_us)
+        });
+        let id = schema
+            .as_ref()
+            .map(|s| s.id.clone())
+            .unwrap_or_else(|| TableId::new("", ""));
+        let last = self
+            .last_commit_lsn
+            .map_or("null".to_owned(), |l| format!("\"{}\"", l.0));
+        ChangeEvent {
+            op,
+            table: schema,
+            before: None,
+            after: None,
+            source: SourceInfo {
+                sequence: Some(format!("[{last},\"{}\"]", lsn.0)),
+                tx_id: xid,
+                lsn: i64::try_from(lsn.0).ok(),
+                ..self.source_info(&id, ts_us)
+            },
+            ts_ns: now_ns(),
+            transaction: None,
+            message: None,
+            position: pos,
+        }
+    }
+
+    async fn emit_message(
+        &mut self,
+        transactional: bool,
+        lsn: Lsn,
+        prefix: String,
+        content: Bytes,
+    ) -> Result<()> {
+        let message = LogicalMessage {
+            prefix,
+            content,
+            transactional,
+        };
+        if transactional && self.txn.is_some() {
+            let Some((pos, deliver)) = self.next_position() else {
+                return Ok(());
+            };
+            let mut ev = self.stream_event(Op::Message, None, lsn, pos);
+            ev.message = Some(message);
+            return self.emit_change(ev, deliver).await;
+        }
+        let pos = Position {
+            commit_lsn: lsn,
+            seq: 0,
+        };
+        if self.skip_through.is_some_and(|s| pos <= s) {
+            return Ok(());
+        }
+        let mut ev = self.stream_event(Op::Message, None, lsn, pos);
+        ev.source.tx_id = None;
+        ev.message = Some(message);
+        self.deliver(SourceEvent::Change(ev)).await
+    }
+
+    fn captured(&mut self, schema: &TableSchema) -> bool {
+        if let Some(c) = self.captured.get(&schema.relation_oid) {
+            return *c;
+        }
+        let c = self.cfg.tables.includes(&schema.id);
+        self.captured.insert(schema.relation_oid, c);
+        c
+    }
+
+    async fn handle_pgoutput(&mut self, lsn: Lsn, data: Bytes) -> Result<()> {
+        let msg = self.decoder.decode(data)?;
+        match &msg {
+            PgOutputMessage::Relation(rel) => {
+                let id = TableId::new(
+                    if rel.namespace.as_str().is_empty() {
+                        "pg_catalog"
+                    } else {
+                        rel.namespace.as_str()
+                    },
+                    rel.name.as_str(),
+                );
+                if self.cfg.tables.includes(&id) {
+                    self.refresh_catalog(rel.oid, rel.columns.iter().map(|c| c.type_oid).collect())
+                        .await?;
+                }
+                self.captured.remove(&rel.oid);
+                self.cache.insert_relation(rel);
+            }
+            PgOutputMessage::Type(_) => {
+                self.cache.apply(&msg);
+            }
+            PgOutputMessage::Origin(o) => {
+                if let Some(t) = self.txn.as_mut() {
+                    t.origin = Some(o.name.as_str().to_owned());
+                }
+            }
+            PgOutputMessage::Insert(_)
+            | PgOutputMessage::Update(_)
+            | PgOutputMessage::Delete(_) => {
+                let Some(change) = self.cache.row_change(&msg)? else {
+                    return Ok(());
+                };
+                self.emit_row_change(lsn, change).await?;
+            }
+            PgOutputMessage::Truncate(t) => {
+                for oid in &t.relation_oids {
+                    let Some((pos, deliver)) = self.next_position() else {
+                        return Ok(());
+                    };
+                    let Some(schema) = self.cache.get(*oid).map(|r| r.schema.clone()) else {
+                        continue;
+                    };
+                    if !self.captured(&schema) || self.cfg.skipped_operations.truncate {
+                        continue;
+                    }
+                    let ev = self.stream_event(Op::Truncate, Some(schema), lsn, pos);
+                    self.emit_change(ev, deliver).await?;
+                }
+            }
+            PgOutputMessage::Message(m) => {
+                let (transactional, lsn, prefix, content) = (
+                    m.transactional(),
+                    m.lsn,
+                    m.prefix.as_str().to_owned(),
+                    m.content.clone(),
+                );
+                self.emit_message(transactional, lsn, prefix, content)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn refresh_catalog(&mut self, oid: u32, type_oids: Vec<u32>) -> Result<()> {
+        catalog::load_types(&self.sql, self.cache.registry_mut(), type_oids).await?;
+        if let Some(meta) = catalog::load_table(&self.sql, oid).await? {
+            self.register_meta(&meta).await?;
+        }
+        Ok(())
+    }
+
+    /// Registers a table's catalog facts. The catalog is read now, while a
+    /// Relation message may describe the table as it was earlier: what was
+    /// known about columns the catalog no longer has (dropped since) is kept.
+    async fn register_meta(&mut self, meta: &TableMeta) -> Result<()> {
+        let oids = meta.columns.iter().map(|c| c.type_oid).collect();
+        catalog::load_types(&self.sql, self.cache.registry_mut(), oids).await?;
+        let mut info = meta.table_info();
+        if let Some(old) = self.cache.registry().get_table(meta.oid) {
+            for (name, col) in &old.columns {
+                info.columns
+                    .entry(name.clone())
+                    .or_insert_with(|| col.clone());
+            }
+            if info.primary_key.is_empty() {
+                info.primary_key = old.primary_key.clone();
+            }
+        }
+        self.cache.registry_mut().insert_table(meta.oid, info);
+        Ok(())
+    }
+
+    async fn emit_row_change(&mut self, lsn: Lsn, change: RowChange) -> Result<()> {
+        let skipped = self.cfg.skipped_operations;
+        let captured = self.captured(&change.schema);
+        let RowChange {
+            kind,
+            schema,
+            before,
+            after,
+            ..
+        } = change;
+        let key_changed = kind == ChangeKind::Update
+            && schema.has_key()
+            && match (&before, &after) {
+                (Some(b), Some(a)) => schema.key_indices().any(|i| b.get(i) != a.get(i)),
+                _ => false,
+            };
+        if key_changed {
+            // Debezium: a delete of the old key, then a create of the new one.
+            let Some((pos_d, deliver_d)) = self.next_position() else {
+                return Ok(());
+            };
+            let Some((pos_c, deliver_c)) = self.next_position() else {
+                return Ok(());
+            };
+            if !captured || skipped.update {
+                return Ok(());
+            }
+            let mut d = self.stream_event(Op::Delete, Some(schema.clone()), lsn, pos_d);
+            d.before = before;
+            self.emit_change(d, deliver_d).await?;
+            let mut c = self.stream_event(Op::Create, Some(schema), lsn, pos_c);
+            c.after = after;
+            return self.emit_change(c, deliver_c).await;
+        }
+        let Some((pos, deliver)) = self.next_position() else {
+            return Ok(());
+        };
+        let (op, skip) = match kind {
+            ChangeKind::Insert => (Op::Create, skipped.create),
+            ChangeKind::Update => (Op::Update, skipped.update),
+            ChangeKind::Delete => (Op::Delete, skipped.delete),
+        };
+        if !captured || skip {
+            return Ok(());
+        }
+        let mut ev = self.stream_event(op, Some(schema), lsn, pos);
+        ev.before = before;
+        ev.after = after;
+        self.emit_change(ev, deliver).await
+    }
+}
