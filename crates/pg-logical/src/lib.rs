@@ -20,7 +20,7 @@
 //! ```
 //!
 //! * [`message`]: the messages and [`Decoder`] / [`decode_message`].
-//! * [`tuple`]: [`TupleData`], a validated zero-copy view of a row's columns.
+//! * [`tuple`](mod@tuple): [`TupleData`], a validated zero-copy view of a row's columns.
 //! * [`relation`]: [`RelationCache`], [`TypeRegistry`] (catalog hook), [`RowChange`].
 //! * [`pgtype`]: type OIDs and [`ValueDecoder`] (text and binary formats).
 //! * [`error`]: [`Error`], which names the message tag and byte offset.

@@ -595,9 +595,10 @@ impl SourceConfig {
     }
 
     /// `-c` startup options that pin how values are printed as text, for
-    /// both the SQL and the replication connections.
+    /// both the SQL and the replication connections (`lc_monetary=C` so
+    /// `money` prints as `$1,234.56` whatever the server locale).
     pub fn session_options() -> &'static str {
-        "-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC -c extra_float_digits=3"
+        "-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC -c extra_float_digits=3 -c lc_monetary=C"
     }
 }
 
