@@ -92,12 +92,17 @@ impl Setup {
         })
     }
 
-    /// Starts both connectors in-process.
+    /// Starts both connectors in-process against the shared broker.
     pub fn start(&self, services: &Services) -> Running {
+        self.start_with_brokers(services.kafka_brokers())
+    }
+
+    /// Starts both connectors in-process against `brokers`.
+    pub fn start_with_brokers(&self, brokers: &str) -> Running {
         let worker = Worker::new(
             vec![self.source.clone(), self.sink.clone()],
             WorkerOptions {
-                bootstrap_servers: services.kafka_brokers().to_string(),
+                bootstrap_servers: brokers.to_string(),
                 rest_addr: None,
                 data_dir: self.data_dir.clone(),
                 max_restart_backoff: Duration::from_secs(2),
