@@ -92,7 +92,7 @@ fn main() {
                 ServicesAction::Status => services::status(&layout),
                 ServicesAction::Env => {
                     for (k, v) in services::test_env(&layout) {
-                        println!("export {k}='{v}'");
+                        println!("export {k}='{}'", v.replace('\'', "'\\''"));
                     }
                     Ok(())
                 }

@@ -165,6 +165,23 @@ impl Postgres {
         Ok(())
     }
 
+    /// A shell command that restarts this instance (fast shutdown, wait until
+    /// up), for tests that restart the source mid-stream.
+    pub fn restart_command(&self, bin: &Path) -> String {
+        let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+        let ctl = format!(
+            "{} -D {} -l {} -m fast -w -t 60 restart",
+            q(&bin.join("pg_ctl")),
+            q(&self.data_dir()),
+            q(&self.log_file())
+        );
+        if process::is_root() {
+            format!("runuser -u postgres -- {ctl}")
+        } else {
+            ctl
+        }
+    }
+
     /// Runs one SQL statement with psql as the `cdc` superuser.
     pub fn psql(&self, bin: &Path, db: &str, sql: &str) -> Result<String> {
         let out = run_checked(

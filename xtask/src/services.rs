@@ -42,11 +42,19 @@ impl Services {
 
 /// The environment tests read to find the services.
 pub fn test_env(layout: &Layout) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("CDC_TEST_PG_SOURCE_URL", layout.pg_source_url()),
         ("CDC_TEST_PG_TARGET_URL", layout.pg_target_url()),
         ("CDC_TEST_KAFKA_BROKERS", layout.kafka_brokers()),
-    ]
+    ];
+    // Lets end-to-end tests restart the source server mid-stream.
+    if let Ok(s) = Services::new(layout) {
+        env.push((
+            "CDC_TEST_PG_SOURCE_RESTART",
+            s.source.restart_command(&s.pg_bin),
+        ));
+    }
+    env
 }
 
 /// Starts what is not running and waits until healthy. Writes

@@ -39,6 +39,9 @@ pub enum Error {
     /// Starting containers failed.
     #[error("docker: {0}")]
     Docker(String),
+    /// Restarting a server failed.
+    #[error("restart: {0}")]
+    Restart(String),
 }
 
 impl Error {

@@ -15,6 +15,9 @@ use crate::error::Error;
 pub const ENV_PG_SOURCE: &str = "CDC_TEST_PG_SOURCE_URL";
 /// Env var with the target PostgreSQL URL.
 pub const ENV_PG_TARGET: &str = "CDC_TEST_PG_TARGET_URL";
+/// Env var with a shell command that restarts the source server (set by
+/// `cargo xtask`), for tests that restart it mid-stream.
+pub const ENV_PG_SOURCE_RESTART: &str = "CDC_TEST_PG_SOURCE_RESTART";
 /// Env var with the Kafka bootstrap servers.
 pub const ENV_KAFKA: &str = "CDC_TEST_KAFKA_BROKERS";
 
@@ -137,6 +140,8 @@ pub struct Services {
     kafka_brokers: String,
     /// Where they came from, for messages.
     origin: String,
+    /// Shell command that restarts the source server (`CDC_TEST_PG_SOURCE_RESTART`).
+    source_restart: Option<String>,
 }
 
 static SERVICES: OnceLock<Result<Services, String>> = OnceLock::new();
@@ -170,6 +175,7 @@ impl Services {
                 target: PgServer::from_url(ENV_PG_TARGET, &tgt)?,
                 kafka_brokers: kafka,
                 origin: "environment".into(),
+                source_restart: std::env::var(ENV_PG_SOURCE_RESTART).ok(),
             })),
             [None, None, None] => Ok(None),
             _ => Err(Error::NotConfigured {
@@ -198,6 +204,7 @@ impl Services {
                 target: PgServer::from_url(ENV_PG_TARGET, &tgt)?,
                 kafka_brokers: kafka,
                 origin: path.display().to_string(),
+                source_restart: get(ENV_PG_SOURCE_RESTART),
             })),
             _ => Ok(None),
         }
@@ -211,6 +218,7 @@ impl Services {
             target: PgServer::from_url("docker target", &started.target_url)?,
             kafka_brokers: started.kafka_brokers,
             origin: "testcontainers".into(),
+            source_restart: None,
         })
     }
 
@@ -243,6 +251,34 @@ impl Services {
     /// Kafka bootstrap servers (`host:port[,host:port]`).
     pub fn kafka_brokers(&self) -> &str {
         &self.kafka_brokers
+    }
+
+    /// Restarts the source PostgreSQL server (fast shutdown, then start;
+    /// returns when it accepts connections again). Only possible for servers
+    /// this project started: the command comes from `CDC_TEST_PG_SOURCE_RESTART`.
+    pub fn restart_source(&self) -> Result<(), Error> {
+        let cmd = self
+            .source_restart
+            .as_deref()
+            .ok_or_else(|| Error::NotConfigured {
+                reason: format!(
+                    "this test restarts the source server and {ENV_PG_SOURCE_RESTART} is not set \
+                 (it is set for the servers `cargo xtask services up` starts)"
+                ),
+            })?;
+        let out = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .output()
+            .map_err(|e| Error::Restart(format!("running the restart command: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Restart(format!(
+                "restarting the source failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
     }
 
     /// Where the services were found (environment, state file, docker).
