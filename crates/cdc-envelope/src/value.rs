@@ -7,55 +7,46 @@
 //! Debezium options, never here.
 //!
 //! Text-like payloads are held as [`Str`], a UTF-8 checked view over
-//! [`bytes::Bytes`], so a decoder can hand out slices of the replication
-//! buffer without copying.
+//! [`bytes::Bytes`] (validated once, on construction), so a decoder can hand
+//! out slices of the replication buffer without copying.
 
 use std::fmt;
 use std::ops::Deref;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// An immutable UTF-8 string backed by [`Bytes`] (zero-copy slices of a
 /// network buffer).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Str(Bytes);
+pub struct Str(ByteString);
 
 impl Str {
-    /// Wraps `bytes` after checking that they are valid UTF-8.
+    /// Wraps `bytes` after checking that they are valid UTF-8 (once: reads
+    /// afterwards do not re-validate).
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
-        Ok(Self(bytes))
+        ByteString::try_from(bytes).map(Self)
     }
 
     /// A string from a static literal, without allocating.
     pub const fn from_static(s: &'static str) -> Self {
-        Self(Bytes::from_static(s.as_bytes()))
+        Self(ByteString::from_static(s))
     }
 
     /// The string slice.
     pub fn as_str(&self) -> &str {
-        // The constructor checked UTF-8 and `Bytes` is immutable.
-        match std::str::from_utf8(&self.0) {
-            Ok(s) => s,
-            Err(_) => unreachable_utf8(),
-        }
+        &self.0
     }
 
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Consumes the string, returning its bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
-}
-
-#[cold]
-fn unreachable_utf8() -> &'static str {
-    // Only reachable if the invariant of `Str` were broken; degrade instead of panicking.
-    ""
 }
 
 impl Deref for Str {
@@ -73,13 +64,13 @@ impl AsRef<str> for Str {
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
-        Self(Bytes::from(s))
+        Self(ByteString::from(s))
     }
 }
 
 impl From<&str> for Str {
     fn from(s: &str) -> Self {
-        Self(Bytes::copy_from_slice(s.as_bytes()))
+        Self(ByteString::from(s))
     }
 }
 
