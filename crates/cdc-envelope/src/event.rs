@@ -43,8 +43,10 @@ impl FromStr for Lsn {
 /// ordered; resuming after `p` means skipping every event `<= p`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Position {
-    /// End LSN of the commit record of the event's transaction (for snapshot
-    /// events: the slot's consistent point).
+    /// LSN of the commit record of the event's transaction (pgoutput
+    /// `Begin.final_lsn`, known before the first change). Snapshot rows use
+    /// the slot's consistent point − 1, so they order strictly before every
+    /// streamed change, even one committed exactly at the consistent point.
     pub commit_lsn: Lsn,
     /// 0-based index of the event within its transaction.
     pub seq: u64,
