@@ -164,6 +164,47 @@ impl ConnectorConfig {
         self.resolve_providers()
     }
 
+    /// Checks what the pipeline cannot honour. Unsupported settings are
+    /// errors that name the property; properties that look like the
+    /// connector's own but are not read anywhere are returned as warnings
+    /// (likely typos).
+    pub fn check_supported(&self) -> Result<Vec<String>, ConfigError> {
+        const JSON: &str = "org.apache.kafka.connect.json.JsonConverter";
+        for key in ["key.converter", "value.converter"] {
+            if let Some(class) = self.props.get(key).filter(|c| c.as_str() != JSON) {
+                return Err(ConfigError::Property {
+                    connector: self.name.clone(),
+                    key: key.into(),
+                    reason: format!(
+                        "`{class}` is not supported yet; pg-cdc's pipeline writes and reads {JSON} \
+                         (set {key}={JSON}, with or without {key}.schemas.enable)"
+                    ),
+                });
+            }
+        }
+        if let Some(tasks) = self.props.get("tasks.max").filter(|t| t.trim() != "1") {
+            if self.kind == ConnectorKind::Source {
+                return Err(ConfigError::Property {
+                    connector: self.name.clone(),
+                    key: "tasks.max".into(),
+                    reason: format!(
+                        "`{tasks}`: a PostgreSQL source reads one replication slot and runs one task, \
+                         as Debezium's does; set tasks.max=1"
+                    ),
+                });
+            }
+        }
+        let mut warnings = Vec::new();
+        if self.kind == ConnectorKind::Source {
+            for key in pg_logical::source::SourceConfig::unknown_source_keys(&self.props) {
+                warnings.push(format!(
+                    "property `{key}` is not a setting pg-cdc knows; ignored (typo?)"
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+
     /// The properties with secret values replaced by `********`.
     pub fn redacted(&self) -> BTreeMap<String, String> {
         self.props
@@ -313,6 +354,37 @@ mod tests {
         assert_eq!(
             c.props["table.name.format"],
             "${source.schema}_${source.table}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unsupported_settings_are_named() -> Result<(), Box<dyn std::error::Error>> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut src = ConnectorConfig::load(&root.join("postg-source-connector.json"))?;
+        assert_eq!(
+            src.check_supported()?,
+            Vec::<String>::new(),
+            "the seed's file is fully supported"
+        );
+        src.apply_overrides(["slot.nmae=oops"])?;
+        let warnings = src.check_supported()?;
+        assert!(
+            warnings.iter().any(|w| w.contains("slot.nmae")),
+            "{warnings:?}"
+        );
+        src.apply_overrides(["value.converter=io.confluent.connect.avro.AvroConverter"])?;
+        let err = src
+            .check_supported()
+            .err()
+            .ok_or("Avro must be refused for now")?;
+        assert!(err.to_string().contains("value.converter"), "{err}");
+        let mut sink = ConnectorConfig::load(&root.join("postg-sink-connector.json"))?;
+        assert!(sink.check_supported()?.is_empty());
+        sink.apply_overrides(["tasks.max=4"])?;
+        assert!(
+            sink.check_supported().is_ok(),
+            "a sink may run several writers"
         );
         Ok(())
     }

@@ -86,6 +86,11 @@ impl Worker {
                 })?;
             tracing::info!(%bound, "REST endpoint (Kafka Connect paths + /metrics) listening");
         }
+        for config in &self.connectors {
+            for warning in config.check_supported()? {
+                tracing::warn!(connector = %config.name, "{warning}");
+            }
+        }
         let mut tasks = JoinSet::new();
         for config in self.connectors {
             let pause = self.board.register(&config.name, config.kind);
