@@ -85,6 +85,7 @@ pub mod default_value;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod ident;
 pub mod json;
 pub mod options;
 pub mod schema;

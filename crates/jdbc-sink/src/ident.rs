@@ -8,22 +8,8 @@
 
 use std::fmt;
 
-/// Quotes an identifier for PostgreSQL: wraps it in double quotes and doubles
-/// any embedded double quote. NUL bytes (which PostgreSQL rejects anyway) are
-/// dropped so the result is always one well-formed identifier token.
-pub fn quote_ident(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        match c {
-            '"' => out.push_str("\"\""),
-            '\0' => {}
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// The workspace's one identifier-quoting helper.
+pub use cdc_envelope::ident::quote_ident;
 
 /// Quotes a string literal (`'…'`, embedded quotes doubled, NUL dropped).
 /// Correct under `standard_conforming_strings = on` (the default since

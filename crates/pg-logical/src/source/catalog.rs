@@ -22,24 +22,8 @@ use crate::relation::{ColumnInfo, TableInfo, TypeInfo, TypeInfoKind, TypeRegistr
 use crate::source::config::{SourceConfig, TableFilter};
 use crate::source::tls;
 
-/// Quotes an SQL identifier (`"a""b"`): the one way names get into SQL text.
-pub fn quote_ident(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// `"schema"."table"`.
-pub fn quote_table(id: &TableId) -> String {
-    format!("{}.{}", quote_ident(&id.schema), quote_ident(&id.table))
-}
+/// The workspace's one identifier-quoting helper (re-exported for the source's SQL).
+pub use cdc_envelope::ident::{quote_ident, quote_table};
 
 /// Converts a driver error into [`Error::Sql`], marking connection-level
 /// failures (closed connection, SQLSTATE class 08, admin shutdown, crash
