@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use crate::connect::{self, Codec, ConnectSchema, ConnectType, Datum, Field, Prim};
-use crate::envelope::{self, TablePlan};
+use crate::envelope::{self, CachedPlan, PlanCache, TablePlan};
 use crate::error::{Error, Path, Result};
 use crate::event::{
     ChangeEvent, LogicalMessage, Op, Position, SnapshotMarker, SourceInfo, TransactionBlock,
@@ -530,13 +530,18 @@ struct AvroPlan {
     value_schema: Arc<str>,
 }
 
+impl CachedPlan for AvroPlan {
+    fn table_plan(&self) -> &TablePlan {
+        &self.plan
+    }
+}
+
 /// Encodes [`ChangeEvent`]s as Avro datums (optionally Confluent-framed),
 /// caching the Avro schemas per (table id, schema version).
 #[derive(Debug)]
 pub struct AvroEncoder {
     options: Options,
-    plans: HashMap<TableId, Vec<Arc<AvroPlan>>>,
-    last: Option<Arc<AvroPlan>>,
+    plans: PlanCache<AvroPlan>,
     message_key_schema: Arc<str>,
     message_value_schema: Arc<str>,
 }
@@ -546,46 +551,26 @@ impl AvroEncoder {
     pub fn new(options: Options) -> Self {
         Self {
             options,
-            plans: HashMap::new(),
-            last: None,
+            plans: PlanCache::default(),
             message_key_schema: avro_schema_json(&envelope::message_key_schema()).into(),
             message_value_schema: avro_schema_json(&envelope::message_value_schema()).into(),
         }
     }
 
     fn avro_plan(&mut self, table: &Arc<TableSchema>) -> Arc<AvroPlan> {
-        if let Some(p) = &self.last {
-            if Arc::ptr_eq(&p.plan.table, table) {
-                return Arc::clone(p);
+        let build = |plan: TablePlan| {
+            let key_schema = plan
+                .key_schema
+                .as_ref()
+                .map(|k| Arc::from(avro_schema_json(k)));
+            let value_schema = Arc::from(avro_schema_json(&plan.envelope_schema));
+            AvroPlan {
+                plan,
+                key_schema,
+                value_schema,
             }
-        }
-        if let Some(p) = self
-            .plans
-            .get(&table.id)
-            .and_then(|v| v.iter().find(|p| p.plan.table.version == table.version))
-        {
-            if p.plan.table.columns == table.columns && p.plan.table.id == table.id {
-                let p = Arc::clone(p);
-                self.last = Some(Arc::clone(&p));
-                return p;
-            }
-        }
-        let plan = TablePlan::new(Arc::clone(table), &self.options);
-        let key_schema = plan
-            .key_schema
-            .as_ref()
-            .map(|k| Arc::from(avro_schema_json(k)));
-        let value_schema = Arc::from(avro_schema_json(&plan.envelope_schema));
-        let p = Arc::new(AvroPlan {
-            plan,
-            key_schema,
-            value_schema,
-        });
-        let versions = self.plans.entry(table.id.clone()).or_default();
-        versions.retain(|v| v.plan.table.version != table.version);
-        versions.push(Arc::clone(&p));
-        self.last = Some(Arc::clone(&p));
-        p
+        };
+        self.plans.get_or_build(table, build, &self.options)
     }
 
     /// The Avro schemas (key, value) of the records of this event, to

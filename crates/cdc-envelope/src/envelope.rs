@@ -320,3 +320,61 @@ mod tests {
         assert_eq!(topic_name(&ev, &on).as_deref(), Some("p.public.t"));
     }
 }
+
+/// An encoder's per-table cache of plans (one per schema version), with a
+/// fast path for the table of the previous event (the common case: runs of
+/// events for one table). Shared by the JSON and Avro encoders.
+#[derive(Debug)]
+pub(crate) struct PlanCache<P> {
+    plans: std::collections::HashMap<crate::schema::TableId, Vec<Arc<P>>>,
+    last: Option<Arc<P>>,
+}
+
+impl<P> Default for PlanCache<P> {
+    fn default() -> Self {
+        Self {
+            plans: std::collections::HashMap::new(),
+            last: None,
+        }
+    }
+}
+
+/// A cached encoder plan: exposes the [`TablePlan`] it was built from.
+pub(crate) trait CachedPlan {
+    /// The table plan.
+    fn table_plan(&self) -> &TablePlan;
+}
+
+impl<P: CachedPlan> PlanCache<P> {
+    /// The plan for `table`, built with `build` on first use of this
+    /// (table, version, columns).
+    pub(crate) fn get_or_build(
+        &mut self,
+        table: &Arc<TableSchema>,
+        build: impl FnOnce(TablePlan) -> P,
+        options: &Options,
+    ) -> Arc<P> {
+        if let Some(p) = &self.last {
+            if Arc::ptr_eq(&p.table_plan().table, table) {
+                return Arc::clone(p);
+            }
+        }
+        if let Some(p) = self.plans.get(&table.id).and_then(|v| {
+            v.iter()
+                .find(|p| p.table_plan().table.version == table.version)
+        }) {
+            let cached = &p.table_plan().table;
+            if cached.columns == table.columns && cached.id == table.id {
+                let p = Arc::clone(p);
+                self.last = Some(Arc::clone(&p));
+                return p;
+            }
+        }
+        let p = Arc::new(build(TablePlan::new(Arc::clone(table), options)));
+        let versions = self.plans.entry(table.id.clone()).or_default();
+        versions.retain(|v| v.table_plan().table.version != table.version);
+        versions.push(Arc::clone(&p));
+        self.last = Some(Arc::clone(&p));
+        p
+    }
+}

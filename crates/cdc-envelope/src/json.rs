@@ -27,7 +27,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connect::{self, Codec, ConnectSchema, ConnectType, Datum, Field, Prim};
-use crate::envelope::{self, TablePlan};
+use crate::envelope::{self, CachedPlan, PlanCache, TablePlan};
 use crate::error::{Error, Path, Result};
 use crate::event::{
     ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceInfo, TransactionBlock,
@@ -535,6 +535,12 @@ struct JsonPlan {
     field_prefixes: Vec<Vec<u8>>,
 }
 
+impl CachedPlan for JsonPlan {
+    fn table_plan(&self) -> &TablePlan {
+        &self.plan
+    }
+}
+
 /// The key and value bytes of one record. A `None` key is a null Kafka key
 /// (truncate, tables without key); a `None` value is a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -550,8 +556,7 @@ pub struct EncodedRecord {
 #[derive(Debug)]
 pub struct JsonEncoder {
     options: Options,
-    plans: HashMap<TableId, Vec<Arc<JsonPlan>>>,
-    last: Option<Arc<JsonPlan>>,
+    plans: PlanCache<JsonPlan>,
     message_key_schema: Vec<u8>,
     message_value_schema: Vec<u8>,
 }
@@ -565,8 +570,7 @@ impl JsonEncoder {
         write_schema(&mut message_value_schema, &envelope::message_value_schema());
         Self {
             options,
-            plans: HashMap::new(),
-            last: None,
+            plans: PlanCache::default(),
             message_key_schema,
             message_value_schema,
         }
@@ -583,50 +587,31 @@ impl JsonEncoder {
     }
 
     fn json_plan(&mut self, table: &Arc<TableSchema>) -> Arc<JsonPlan> {
-        if let Some(p) = &self.last {
-            if Arc::ptr_eq(&p.plan.table, table) {
-                return Arc::clone(p);
+        let build = |plan: TablePlan| {
+            let mut key_schema_json = Vec::new();
+            if let Some(k) = &plan.key_schema {
+                write_schema(&mut key_schema_json, k);
             }
-        }
-        if let Some(p) = self
-            .plans
-            .get(&table.id)
-            .and_then(|v| v.iter().find(|p| p.plan.table.version == table.version))
-        {
-            if p.plan.table.columns == table.columns && p.plan.table.id == table.id {
-                let p = Arc::clone(p);
-                self.last = Some(Arc::clone(&p));
-                return p;
+            let mut envelope_schema_json = Vec::new();
+            write_schema(&mut envelope_schema_json, &plan.envelope_schema);
+            let field_prefixes = plan
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut v = Vec::new();
+                    write_str(&mut v, &c.name);
+                    v.push(b':');
+                    v
+                })
+                .collect();
+            JsonPlan {
+                plan,
+                key_schema_json,
+                envelope_schema_json,
+                field_prefixes,
             }
-        }
-        let plan = TablePlan::new(Arc::clone(table), &self.options);
-        let mut key_schema_json = Vec::new();
-        if let Some(k) = &plan.key_schema {
-            write_schema(&mut key_schema_json, k);
-        }
-        let mut envelope_schema_json = Vec::new();
-        write_schema(&mut envelope_schema_json, &plan.envelope_schema);
-        let field_prefixes = plan
-            .columns
-            .iter()
-            .map(|c| {
-                let mut v = Vec::new();
-                write_str(&mut v, &c.name);
-                v.push(b':');
-                v
-            })
-            .collect();
-        let jp = Arc::new(JsonPlan {
-            plan,
-            key_schema_json,
-            envelope_schema_json,
-            field_prefixes,
-        });
-        let versions = self.plans.entry(table.id.clone()).or_default();
-        versions.retain(|p| p.plan.table.version != table.version);
-        versions.push(Arc::clone(&jp));
-        self.last = Some(Arc::clone(&jp));
-        jp
+        };
+        self.plans.get_or_build(table, build, &self.options)
     }
 
     /// Encodes the record key into `out`. Returns `false` (and writes
