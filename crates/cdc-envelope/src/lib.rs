@@ -89,6 +89,7 @@ pub mod ident;
 pub mod json;
 pub mod options;
 pub mod schema;
+pub mod secret;
 pub mod temporal;
 pub mod value;
 
@@ -102,4 +103,5 @@ pub use event::{
 pub use json::{DecodedRecord, EncodedRecord, JsonDecoder, JsonEncoder};
 pub use options::Options;
 pub use schema::{Column, PgType, TableId, TableSchema, TypeKind};
+pub use secret::Secret;
 pub use value::{Array, ArrayDim, Bits, Date, Decimal, Interval, Numeric, Str, Timestamp, Value};

@@ -23,7 +23,6 @@
 //! | `pgcdc.write.path` | `auto` | `auto`, `unnest`, `copy` (see [`crate::write`]) |
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use crate::error::SinkError;
@@ -92,26 +91,8 @@ pub enum SslMode {
     VerifyFull,
 }
 
-/// A secret string: never shown by `Debug` or `Display`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself (to hand to the driver).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+/// The workspace's never-printed secret string.
+pub use cdc_envelope::Secret;
 
 /// Where and how to connect, parsed from `connection.url` and the
 /// `connection.*` properties.

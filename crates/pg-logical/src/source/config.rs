@@ -16,27 +16,8 @@ use cdc_envelope::TableId;
 
 use crate::error::{Error, Result};
 
-/// A password: compared and cloned like a string, never printed.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for the one place that needs it (authentication).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// The workspace's never-printed secret string.
+pub use cdc_envelope::Secret;
 
 /// `database.sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
