@@ -13,7 +13,6 @@
 //! the stored offsets on assignment, so a crash between the database commit
 //! and the Kafka commit replays nothing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,10 +50,7 @@ impl RebalanceListener for StoredOffsets {
         };
         partitions
             .iter()
-            .filter_map(|tp| {
-                let key = jdbc_sink::TopicPartition::new(tp.topic.clone(), tp.partition);
-                stored.get(&key).map(|&off| (tp.clone(), off))
-            })
+            .filter_map(|tp| stored.get(tp).map(|&off| (tp.clone(), off)))
             .collect()
     }
 }
@@ -261,16 +257,6 @@ async fn dead_letter(
         })
         .inc();
     Ok(())
-}
-
-/// Stored offsets as the consumer's type (for callers that seek by hand).
-pub fn to_kafka_offsets(
-    stored: &BTreeMap<jdbc_sink::TopicPartition, i64>,
-) -> Vec<(TopicPartition, i64)> {
-    stored
-        .iter()
-        .map(|(tp, &o)| (TopicPartition::new(tp.topic.clone(), tp.partition), o))
-        .collect()
 }
 
 #[cfg(test)]

@@ -91,6 +91,7 @@ pub mod options;
 pub mod schema;
 pub mod secret;
 pub mod temporal;
+pub mod topic;
 pub mod value;
 
 pub use avro::{AvroDecoder, AvroEncoder};
@@ -104,4 +105,5 @@ pub use json::{DecodedRecord, EncodedRecord, JsonDecoder, JsonEncoder};
 pub use options::Options;
 pub use schema::{Column, PgType, TableId, TableSchema, TypeKind};
 pub use secret::Secret;
+pub use topic::TopicPartition;
 pub use value::{Array, ArrayDim, Bits, Date, Decimal, Interval, Numeric, Str, Timestamp, Value};

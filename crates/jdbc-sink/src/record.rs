@@ -7,24 +7,8 @@ use cdc_envelope::{ChangeEvent, Row, Value};
 
 use crate::error::RecordError;
 
-/// A Kafka topic partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: String,
-    /// Partition number.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// Builds a topic partition.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
+/// A Kafka topic partition (the workspace's shared type).
+pub use cdc_envelope::TopicPartition;
 
 /// The decoded record key: the key struct's values, with field names when
 /// the decoder knows them (a Debezium JSON key with `schemas.enable=true`,

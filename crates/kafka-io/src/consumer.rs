@@ -34,30 +34,8 @@ use crate::dlq::FailedRecord;
 use crate::error::{Error, Result};
 use crate::producer::Header;
 
-/// A topic partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`/`partition`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+/// A topic partition (the workspace's shared type).
+pub use cdc_envelope::TopicPartition;
 
 /// Told about assignments; runs on the thread that polls the consumer (a
 /// Tokio blocking thread: `Handle::block_on` is allowed there). Keep it quick.
