@@ -198,9 +198,99 @@ impl Metrics {
     }
 }
 
+/// A task's handles on its per-table event counters, so counting an event
+/// on the hot path is a map lookup by table id, not three label strings
+/// allocated and hashed per event.
+#[derive(Debug)]
+pub struct EventCounters {
+    metrics: Arc<Metrics>,
+    connector: String,
+    by_table: std::collections::HashMap<cdc_envelope::TableId, Vec<(cdc_envelope::Op, Counter)>>,
+}
+
+impl EventCounters {
+    /// Counters of `connector` in `metrics`.
+    pub fn new(metrics: Arc<Metrics>, connector: &str) -> Self {
+        Self {
+            metrics,
+            connector: connector.to_string(),
+            by_table: Default::default(),
+        }
+    }
+
+    /// Counts one event (events without a table count under table `""`).
+    pub fn count(&mut self, event: &cdc_envelope::ChangeEvent) {
+        static NO_TABLE: std::sync::OnceLock<cdc_envelope::TableId> = std::sync::OnceLock::new();
+        let table = match &event.table {
+            Some(t) => &t.id,
+            None => NO_TABLE.get_or_init(|| cdc_envelope::TableId::new("", "")),
+        };
+        let ops = match self.by_table.get_mut(table) {
+            Some(ops) => ops,
+            None => self.by_table.entry(table.clone()).or_default(),
+        };
+        if let Some((_, counter)) = ops.iter().find(|(op, _)| *op == event.op) {
+            counter.inc();
+            return;
+        }
+        let name = if table.schema.is_empty() {
+            String::new()
+        } else {
+            table.to_string()
+        };
+        let counter = self
+            .metrics
+            .events
+            .get_or_create(&TableOpLabels {
+                connector: self.connector.clone(),
+                table: name,
+                op: event.op.code().into(),
+            })
+            .clone();
+        counter.inc();
+        ops.push((event.op, counter));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_counters_count_per_table_and_op() {
+        use cdc_envelope::{ChangeEvent, Op, Position, SourceInfo, TableId, TableSchema};
+        let m = Metrics::new();
+        let table = Arc::new(TableSchema {
+            id: TableId::new("public", "employees"),
+            relation_oid: 0,
+            columns: Vec::new(),
+            version: 1,
+        });
+        let ev = |op, table: Option<Arc<TableSchema>>| ChangeEvent {
+            op,
+            table,
+            before: None,
+            after: None,
+            source: SourceInfo::default(),
+            ts_ns: 0,
+            transaction: None,
+            message: None,
+            position: Position::default(),
+        };
+        let mut counters = EventCounters::new(m.clone(), "src");
+        counters.count(&ev(Op::Create, Some(table.clone())));
+        counters.count(&ev(Op::Create, Some(table.clone())));
+        counters.count(&ev(Op::Delete, Some(table)));
+        counters.count(&ev(Op::Message, None));
+        let text = m.render();
+        for line in [
+            r#"pgcdc_events_total{connector="src",table="public.employees",op="c"} 2"#,
+            r#"pgcdc_events_total{connector="src",table="public.employees",op="d"} 1"#,
+            r#"pgcdc_events_total{connector="src",table="",op="m"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
 
     #[test]
     fn renders_prometheus_text_with_labels() {

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::connector::{ConfigError, ConnectorConfig};
 use crate::error::Result;
-use crate::metrics::{ConnectorLabels, DlqLabels, Metrics};
+use crate::metrics::{ConnectorLabels, DlqLabels, EventCounters, Metrics};
 use crate::source_task::TaskContext;
 use crate::status::ConnectorState;
 
@@ -125,6 +125,7 @@ pub async fn run_sink(
     tracing::info!(connector = %name, ?topics, "sink started");
 
     let mut decoder = JsonDecoder::new(options);
+    let mut counters = EventCounters::new(ctx.metrics.clone(), &name);
     let labels = ConnectorLabels {
         connector: name.clone(),
     };
@@ -197,12 +198,7 @@ pub async fn run_sink(
             .await?;
         }
         for r in records.iter().filter_map(|r| r.value.as_ref()) {
-            let table = r
-                .table
-                .as_ref()
-                .map(|t| t.id.to_string())
-                .unwrap_or_default();
-            ctx.metrics.event(&name, &table, r.op.code());
+            counters.count(r);
         }
         ctx.metrics
             .sink_batch_records

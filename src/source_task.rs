@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::connector::ConnectorConfig;
 use crate::error::{Error, Result};
-use crate::metrics::{DlqLabels, Metrics};
+use crate::metrics::{DlqLabels, EventCounters, Metrics};
 use crate::status::{ConnectorState, StatusBoard};
 
 /// The class name Kafka Connect would report for errors in this task.
@@ -131,6 +131,7 @@ pub async fn run_source(
     let mut seq: u64 = 0;
     let mut buf: Vec<SourceEvent> = Vec::with_capacity(2048);
     let mut watermark = producer.subscribe_watermark();
+    let mut counters = EventCounters::new(ctx.metrics.clone(), &name);
 
     loop {
         if ctx.wait_while_paused(&name, &mut shutdown).await {
@@ -172,7 +173,7 @@ pub async fn run_source(
                             report_unconvertible(&reporter, &ctx.metrics, &name, &topic, &ev, &e).await?;
                         }
                     }
-                    count(&ctx.metrics, &name, &ev);
+                    counters.count(&ev);
                     // A dead-lettered event completes with the records before it.
                     pending.push(seq, ev.position);
                 }
@@ -193,15 +194,6 @@ pub async fn run_source(
     }
     source.stop().await?;
     Ok(())
-}
-
-fn count(metrics: &Metrics, connector: &str, ev: &ChangeEvent) {
-    let table = ev
-        .table
-        .as_ref()
-        .map(|t| t.id.to_string())
-        .unwrap_or_default();
-    metrics.event(connector, &table, ev.op.code());
 }
 
 async fn report_unconvertible(
