@@ -14,8 +14,7 @@ use apache_avro::types::Value as AvroValue;
 use cdc_envelope::temporal::{days_from_civil, parse_local_timestamp};
 use cdc_envelope::{
     AvroDecoder, AvroEncoder, ChangeEvent, Column, Date, Decimal, JsonDecoder, JsonEncoder,
-    Numeric, Op, Options, PgType, SnapshotMarker, SourceInfo, Str, TableId, TableSchema, Timestamp,
-    Value,
+    Numeric, Op, Options, PgType, SnapshotMarker, SourceInfo, Str, TableId, TableSchema, Value,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -66,9 +65,7 @@ fn event() -> ChangeEvent {
                 Decimal::parse("75000.00").expect("decimal"),
             )),
             Value::Date(Date::Days(days_from_civil(2024, 1, 15) as i32)),
-            Value::Timestamp(Timestamp::Micros(
-                parse_local_timestamp("2024-01-15 10:30:00").expect("ts"),
-            )),
+            Value::Timestamp(parse_local_timestamp("2024-01-15 10:30:00").expect("ts")),
         ]),
         source: SourceInfo {
             version: "3.6.3.Final".into(),
@@ -88,6 +85,7 @@ fn event() -> ChangeEvent {
         transaction: None,
         message: None,
         position: Default::default(),
+        key_change: None,
     }
 }
 
@@ -119,7 +117,7 @@ fn naive_json(ev: &ChangeEvent, schema: &serde_json::Value) -> Vec<u8> {
             "department": text(&after[3]),
             "salary": match &after[4] { Value::Numeric(Numeric::Finite(d)) => json!(d.as_str()), _ => json!(null) },
             "hire_date": match after[5] { Value::Date(Date::Days(d)) => d, _ => 0 },
-            "created_at": match after[6] { Value::Timestamp(Timestamp::Micros(m)) => m / 1000, _ => 0 },
+            "created_at": match after[6] { Value::Timestamp(t) => t.micros_since_unix().unwrap_or(0) / 1000, _ => 0 },
         },
         "source": {
             "version": ev.source.version, "connector": ev.source.connector, "name": ev.source.name,
@@ -192,7 +190,7 @@ fn naive_avro(
             AvroValue::Union(
                 0,
                 Box::new(AvroValue::TimestampMillis(match after[6] {
-                    Value::Timestamp(Timestamp::Micros(m)) => m / 1000,
+                    Value::Timestamp(t) => t.micros_since_unix().unwrap_or(0) / 1000,
                     _ => 0,
                 })),
             ),

@@ -453,13 +453,21 @@ fn fast_avro(out: &mut Vec<u8>, col: &crate::envelope::ColumnPlan, v: &Value) ->
             branch(out);
             zigzag(out, i64::from(*d));
         }
-        (Codec::TimestampMillis, Value::Timestamp(Timestamp::Micros(m))) => {
+        // Values outside i64 µs since 1970 take the general path, which
+        // reports them as unrepresentable.
+        (Codec::TimestampMillis, Value::Timestamp(t @ Timestamp::PgMicros(_))) => {
+            let Some(m) = t.micros_since_unix() else {
+                return false;
+            };
             branch(out);
             zigzag(out, m.div_euclid(1000));
         }
-        (Codec::TimestampMicros, Value::Timestamp(Timestamp::Micros(m))) => {
+        (Codec::TimestampMicros, Value::Timestamp(t @ Timestamp::PgMicros(_))) => {
+            let Some(m) = t.micros_since_unix() else {
+                return false;
+            };
             branch(out);
-            zigzag(out, *m);
+            zigzag(out, m);
         }
         _ => return false,
     }
@@ -1607,6 +1615,7 @@ impl AvroDecoder {
             transaction,
             message,
             position: Position::default(),
+            key_change: None,
         })
     }
 

@@ -1196,43 +1196,63 @@ impl Codec {
                     Value::Timestamp(t) | Value::TimestampTz(t) => *t,
                     _ => return Err(bad(variant_name(v))),
                 };
+                // Debezium's int64 encodings count from 1970; PostgreSQL's last
+                // 29 years have no i64 µs (or ns) value there: refuse them
+                // rather than wrap (the record goes to the DLQ).
+                let out_of_range = |unit: &str| Error::Unrepresentable {
+                    column: column.to_owned(),
+                    reason: format!(
+                        "timestamp {ts:?} does not fit an int64 count of {unit} since \
+                         1970-01-01 (codec {self:?}); use time.precision.mode=isostring \
+                         or a string encoding to carry it"
+                    ),
+                };
+                let unix_i128 =
+                    |m: i64| i128::from(m) + i128::from(Timestamp::PG_EPOCH_UNIX_MICROS);
                 match (self, ts) {
-                    (Codec::TimestampMillis, Timestamp::Micros(m)) => Prim::Int(m.div_euclid(1000)),
+                    (Codec::TimestampMillis, Timestamp::PgMicros(m)) => Prim::Int(
+                        i64::try_from(unix_i128(m).div_euclid(1000))
+                            .map_err(|_| out_of_range("milliseconds"))?,
+                    ),
                     (Codec::TimestampMillis, Timestamp::PosInfinity) => {
                         Prim::Int(temporal::PG_INFINITY_MICROS.div_euclid(1000))
                     }
                     (Codec::TimestampMillis, Timestamp::NegInfinity) => {
                         Prim::Int(temporal::PG_NEG_INFINITY_MICROS.div_euclid(1000))
                     }
-                    (Codec::TimestampMicros, Timestamp::Micros(m)) => Prim::Int(m),
+                    (Codec::TimestampMicros, Timestamp::PgMicros(_)) => Prim::Int(
+                        ts.micros_since_unix()
+                            .ok_or_else(|| out_of_range("microseconds"))?,
+                    ),
                     (Codec::TimestampMicros, Timestamp::PosInfinity) => {
                         Prim::Int(temporal::PG_INFINITY_MICROS)
                     }
                     (Codec::TimestampMicros, Timestamp::NegInfinity) => {
                         Prim::Int(temporal::PG_NEG_INFINITY_MICROS)
                     }
-                    (Codec::TimestampNanos, Timestamp::Micros(m)) => Prim::Int(
-                        m.checked_mul(1000)
-                            .ok_or_else(|| bad("timestamp out of nanosecond range"))?,
+                    (Codec::TimestampNanos, Timestamp::PgMicros(m)) => Prim::Int(
+                        i64::try_from(unix_i128(m) * 1000)
+                            .map_err(|_| out_of_range("nanoseconds"))?,
                     ),
                     (Codec::TimestampNanos, Timestamp::PosInfinity) => Prim::Int(i64::MAX),
                     (Codec::TimestampNanos, Timestamp::NegInfinity) => Prim::Int(i64::MIN),
                     (_, Timestamp::PosInfinity) => Prim::Str(Cow::Borrowed("infinity")),
                     (_, Timestamp::NegInfinity) => Prim::Str(Cow::Borrowed("-infinity")),
-                    (_, Timestamp::Micros(m)) => {
+                    (_, Timestamp::PgMicros(m)) => {
                         // IsoTimestamp: ISO_OFFSET_DATE_TIME at UTC.
                         let mut s = String::new();
-                        temporal::format_local_timestamp(&mut s, m);
+                        temporal::format_local_timestamp(&mut s, unix_i128(m));
                         s.push('Z');
                         Prim::Str(Cow::Owned(s))
                     }
                 }
             }
             Codec::ZonedTimestamp { width } => match v {
-                Value::TimestampTz(Timestamp::Micros(m))
-                | Value::Timestamp(Timestamp::Micros(m)) => {
+                Value::TimestampTz(t @ Timestamp::PgMicros(_))
+                | Value::Timestamp(t @ Timestamp::PgMicros(_)) => {
                     let mut s = String::with_capacity(32);
-                    temporal::format_zoned_timestamp(&mut s, *m, *width);
+                    let unix = t.micros_since_unix_i128().unwrap_or_default();
+                    temporal::format_zoned_timestamp(&mut s, unix, *width);
                     Prim::Str(Cow::Owned(s))
                 }
                 Value::TimestampTz(Timestamp::PosInfinity) => Prim::Str(Cow::Borrowed("infinity")),
@@ -1502,6 +1522,9 @@ impl Codec {
                     Prim::Int(i) => i,
                     p => return Err(want("integer timestamp", &p)),
                 };
+                let out_of_range = |i: i64| {
+                    Error::mismatch(path, "a timestamp within PostgreSQL's range", i.to_string())
+                };
                 let ts = match self {
                     Codec::TimestampMillis
                         if i == temporal::PG_INFINITY_MICROS.div_euclid(1000) =>
@@ -1513,17 +1536,23 @@ impl Codec {
                     {
                         Timestamp::NegInfinity
                     }
-                    Codec::TimestampMillis => Timestamp::Micros(i.saturating_mul(1000)),
+                    Codec::TimestampMillis => {
+                        Timestamp::from_unix_micros_i128(i128::from(i) * 1000)
+                            .ok_or_else(|| out_of_range(i))?
+                    }
                     Codec::TimestampMicros if i == temporal::PG_INFINITY_MICROS => {
                         Timestamp::PosInfinity
                     }
                     Codec::TimestampMicros if i == temporal::PG_NEG_INFINITY_MICROS => {
                         Timestamp::NegInfinity
                     }
-                    Codec::TimestampMicros => Timestamp::Micros(i),
+                    Codec::TimestampMicros => {
+                        Timestamp::from_unix_micros(i).ok_or_else(|| out_of_range(i))?
+                    }
                     _ if i == i64::MAX => Timestamp::PosInfinity,
                     _ if i == i64::MIN => Timestamp::NegInfinity,
-                    _ => Timestamp::Micros(i.div_euclid(1000)),
+                    _ => Timestamp::from_unix_micros(i.div_euclid(1000))
+                        .ok_or_else(|| out_of_range(i))?,
                 };
                 if pg.name == "timestamptz" {
                     Value::TimestampTz(ts)
@@ -1535,11 +1564,8 @@ impl Codec {
                 Prim::Str(s) => Value::Timestamp(match s.as_ref() {
                     "infinity" => Timestamp::PosInfinity,
                     "-infinity" => Timestamp::NegInfinity,
-                    t => Timestamp::Micros(
-                        temporal::parse_local_timestamp(t.trim_end_matches('Z')).ok_or_else(
-                            || Error::mismatch(path, "an ISO timestamp", t.to_owned()),
-                        )?,
-                    ),
+                    t => temporal::parse_local_timestamp(t.trim_end_matches('Z'))
+                        .ok_or_else(|| Error::mismatch(path, "an ISO timestamp", t.to_owned()))?,
                 }),
                 p => return Err(want("string", &p)),
             },
@@ -1547,11 +1573,9 @@ impl Codec {
                 Prim::Str(s) => Value::TimestampTz(match s.as_ref() {
                     "infinity" => Timestamp::PosInfinity,
                     "-infinity" => Timestamp::NegInfinity,
-                    t => {
-                        Timestamp::Micros(temporal::parse_zoned_timestamp(t).ok_or_else(|| {
-                            Error::mismatch(path, "an ISO-8601 timestamp with offset", t.to_owned())
-                        })?)
-                    }
+                    t => temporal::parse_zoned_timestamp(t).ok_or_else(|| {
+                        Error::mismatch(path, "an ISO-8601 timestamp with offset", t.to_owned())
+                    })?,
                 }),
                 p => return Err(want("string", &p)),
             },

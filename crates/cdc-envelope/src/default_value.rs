@@ -138,25 +138,25 @@ pub fn parse_default(t: &PgType, expr: &str) -> Option<Value> {
         )?)?),
         "date" => {
             let s = extract_or(trimmed, "1970-01-01")?;
-            let micros = temporal::parse_local_timestamp(&s)?;
+            let micros = temporal::parse_local_timestamp(&s)?.micros_since_unix_i128()?;
             Value::Date(Date::Days(
-                i32::try_from(micros.div_euclid(temporal::MICROS_PER_DAY)).ok()?,
+                i32::try_from(micros.div_euclid(i128::from(temporal::MICROS_PER_DAY))).ok()?,
             ))
         }
         "time" => Value::Time(temporal::parse_time(&extract_or(trimmed, "00:00")?)?),
         "timestamp" => {
             let s = extract_or(trimmed, "1970-01-01")?;
-            Value::Timestamp(Timestamp::Micros(
+            Value::Timestamp(
                 temporal::parse_local_timestamp(&s)
                     .or_else(|| temporal::parse_zoned_timestamp(&s))?,
-            ))
+            )
         }
         "timestamptz" => {
             let s = extract_or(trimmed, "1970-01-01")?;
-            Value::TimestampTz(Timestamp::Micros(
+            Value::TimestampTz(
                 temporal::parse_zoned_timestamp(&s)
                     .or_else(|| temporal::parse_local_timestamp(&s))?,
-            ))
+            )
         }
         "interval" => {
             if is_generated(trimmed) {
@@ -229,17 +229,17 @@ pub fn default_expr_for(t: &PgType, v: &Value) -> Option<String> {
             temporal::format_time_of_day(&mut s, *m, None);
             format!("{}::time without time zone", quote(&s))
         }
-        Value::Timestamp(Timestamp::Micros(m)) => {
+        Value::Timestamp(t @ Timestamp::PgMicros(_)) => {
             let mut s = String::new();
-            temporal::format_local_timestamp(&mut s, *m);
+            temporal::format_local_timestamp(&mut s, t.micros_since_unix_i128()?);
             format!(
                 "{}::timestamp without time zone",
                 quote(&s.replace('T', " "))
             )
         }
-        Value::TimestampTz(Timestamp::Micros(m)) => {
+        Value::TimestampTz(t @ Timestamp::PgMicros(_)) => {
             let mut s = String::new();
-            temporal::format_zoned_timestamp(&mut s, *m, None);
+            temporal::format_zoned_timestamp(&mut s, t.micros_since_unix_i128()?, None);
             format!("{}::timestamp with time zone", quote(&s))
         }
         Value::Interval(i) => {
@@ -306,7 +306,9 @@ mod tests {
         );
         assert_eq!(
             parse_default(&t("timestamp"), "CURRENT_TIMESTAMP"),
-            Some(Value::Timestamp(Timestamp::Micros(0)))
+            Some(Value::Timestamp(
+                Timestamp::from_unix_micros(0).expect("epoch")
+            ))
         );
         assert_eq!(
             parse_default(&t("text"), "'none'::text"),
@@ -341,9 +343,14 @@ mod tests {
             (t("text"), Value::Text(Str::from("a'b"))),
             (
                 t("timestamp"),
-                Value::Timestamp(Timestamp::Micros(1_614_589_200_123_000)),
+                Value::Timestamp(Timestamp::PgMicros(
+                    1_614_589_200_123_000 - Timestamp::PG_EPOCH_UNIX_MICROS,
+                )),
             ),
-            (t("timestamptz"), Value::TimestampTz(Timestamp::Micros(-5))),
+            (
+                t("timestamptz"),
+                Value::TimestampTz(Timestamp::from_unix_micros(-5).expect("in range")),
+            ),
             (t("date"), Value::Date(Date::Days(-3))),
             (t("time"), Value::Time(3_600_000_001)),
             (

@@ -309,6 +309,7 @@ mod tests {
             transaction: None,
             message: None,
             position: Default::default(),
+            key_change: None,
         };
         let on = Options::with_prefix("p");
         let off = Options {

@@ -166,6 +166,89 @@ pub enum Error {
         /// True for transport failures and 5xx answers.
         retriable: bool,
     },
+
+    /// The schema registry refused to register a schema because it is not
+    /// compatible with the versions already registered under the subject
+    /// (HTTP 409; Confluent error code 409).
+    #[error(
+        "schema registry: the new schema for subject {subject} is incompatible with the versions \
+         registered under it ({message}). Make the table change compatible with the subject's \
+         compatibility level (for BACKWARD: give a new column a default or make it nullable), or \
+         change the subject's compatibility level in the registry (PUT /config/{subject})"
+    )]
+    RegistryIncompatibleSchema {
+        /// The subject, e.g. `pgsource.public.employees-value`.
+        subject: String,
+        /// The registry's explanation.
+        message: String,
+    },
+
+    /// The registry has no such subject or version (Confluent error codes
+    /// 40401 subject not found, 40402 version not found).
+    #[error(
+        "schema registry: subject {subject} not found (error code {code:?}: {message}); \
+         with auto.register.schemas=false the schemas must be registered before records are written"
+    )]
+    RegistrySubjectNotFound {
+        /// The subject.
+        subject: String,
+        /// Confluent error code, when given.
+        code: Option<i64>,
+        /// The registry's message.
+        message: String,
+    },
+
+    /// The schema is not registered under the subject (lookup with
+    /// `auto.register.schemas=false`; Confluent error code 40403).
+    #[error(
+        "schema registry: this schema is not registered under subject {subject} ({message}); \
+         register it, or set auto.register.schemas=true"
+    )]
+    RegistrySchemaNotRegistered {
+        /// The subject.
+        subject: String,
+        /// The registry's message.
+        message: String,
+    },
+
+    /// No schema has this id (Confluent error code 40403): the record was
+    /// written against another registry, or the schema was deleted.
+    #[error(
+        "schema registry: no schema with id {id} ({message}); the record names a schema this \
+         registry does not have: point schema.registry.url at the registry the producer used"
+    )]
+    RegistrySchemaNotFound {
+        /// The schema id read from the record's Confluent header.
+        id: u32,
+        /// The registry's message.
+        message: String,
+    },
+
+    /// The registry refused the credentials (HTTP 401 or 403).
+    #[error(
+        "schema registry at {url} refused the request (HTTP {status}): check \
+         basic.auth.credentials.source and basic.auth.user.info (or the credentials in \
+         schema.registry.url) and the user's permissions"
+    )]
+    RegistryUnauthorized {
+        /// The registry URL (without credentials).
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
+
+    /// The registry could not be reached (connection refused, DNS, TLS,
+    /// timeout). Retriable.
+    #[error(
+        "schema registry at {url} is unreachable ({reason}); check schema.registry.url and that \
+         the registry is running — retrying may succeed"
+    )]
+    RegistryUnreachable {
+        /// The registry URL tried last (without credentials).
+        url: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -178,7 +261,7 @@ impl Error {
             Error::Registry {
                 retriable: true,
                 ..
-            }
+            } | Error::RegistryUnreachable { .. }
         )
     }
 
@@ -197,6 +280,14 @@ impl Error {
             Error::RowMismatch { .. } => "cdc_envelope::RowMismatch",
             Error::InvalidEvent { .. } => "cdc_envelope::InvalidEvent",
             Error::Registry { .. } => "cdc_envelope::Registry",
+            Error::RegistryIncompatibleSchema { .. } => "cdc_envelope::RegistryIncompatibleSchema",
+            Error::RegistrySubjectNotFound { .. } => "cdc_envelope::RegistrySubjectNotFound",
+            Error::RegistrySchemaNotRegistered { .. } => {
+                "cdc_envelope::RegistrySchemaNotRegistered"
+            }
+            Error::RegistrySchemaNotFound { .. } => "cdc_envelope::RegistrySchemaNotFound",
+            Error::RegistryUnauthorized { .. } => "cdc_envelope::RegistryUnauthorized",
+            Error::RegistryUnreachable { .. } => "cdc_envelope::RegistryUnreachable",
         }
     }
 

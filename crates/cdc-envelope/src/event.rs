@@ -229,6 +229,25 @@ pub struct ChangeEvent {
     pub message: Option<LogicalMessage>,
     /// Source position (not part of the Debezium payload).
     pub position: Position,
+    /// Set on the delete and the create an UPDATE of the primary key turns
+    /// into: the other event's key (not part of the payload; Debezium puts
+    /// it in a Kafka header, see [`crate::headers::key_change_header`]).
+    pub key_change: Option<KeyChange>,
+}
+
+/// The other half of a primary-key change. An UPDATE that changes a row's
+/// key is emitted as a delete of the old key followed by a create of the new
+/// key; each carries the other's key, as Debezium's
+/// `RelationalChangeRecordEmitter` does with the headers
+/// `__debezium.newkey` / `__debezium.oldkey`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyChange {
+    /// On the delete of the old key: the row's new key (header
+    /// `__debezium.newkey`), key columns in key order.
+    NewKey(Row),
+    /// On the create of the new key: the row's old key (header
+    /// `__debezium.oldkey`), key columns in key order.
+    OldKey(Row),
 }
 
 impl ChangeEvent {

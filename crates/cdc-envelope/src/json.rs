@@ -127,7 +127,7 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
 
 /// Java's `Double.toString` / `Float.toString` layout from Rust's shortest
 /// round-trip digits: plain for 1e-3 <= |v| < 1e7, else `d.dddE±n`.
-fn java_float_text(sci: &str, abs: f64) -> String {
+pub(crate) fn java_float_text(sci: &str, abs: f64) -> String {
     // `sci` is Rust's `{:e}`: [-]d[.ddd]e[-]n
     let (neg, body) = match sci.strip_prefix('-') {
         Some(b) => (true, b),
@@ -235,10 +235,20 @@ fn fast_json(out: &mut Vec<u8>, codec: &Codec, v: &Value) -> bool {
         (Codec::String, Value::Text(s)) => write_str_bytes(out, s.as_bytes()),
         (Codec::String, Value::Numeric(Numeric::Finite(d))) => write_str_bytes(out, d.as_bytes()),
         (Codec::DateDays, Value::Date(Date::Days(d))) => write_i64(out, i64::from(*d)),
-        (Codec::TimestampMillis, Value::Timestamp(Timestamp::Micros(m))) => {
-            write_i64(out, m.div_euclid(1000))
+        // Values outside i64 µs since 1970 take the general path, which
+        // reports them as unrepresentable.
+        (Codec::TimestampMillis, Value::Timestamp(t @ Timestamp::PgMicros(_))) => {
+            match t.micros_since_unix() {
+                Some(m) => write_i64(out, m.div_euclid(1000)),
+                None => return false,
+            }
         }
-        (Codec::TimestampMicros, Value::Timestamp(Timestamp::Micros(m))) => write_i64(out, *m),
+        (Codec::TimestampMicros, Value::Timestamp(t @ Timestamp::PgMicros(_))) => {
+            match t.micros_since_unix() {
+                Some(m) => write_i64(out, m),
+                None => return false,
+            }
+        }
         _ => return false,
     }
     true
@@ -1850,6 +1860,7 @@ impl JsonDecoder {
             transaction,
             message,
             position: Position::default(),
+            key_change: None,
         })
     }
 

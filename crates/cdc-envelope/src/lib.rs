@@ -6,7 +6,8 @@
 //! the Confluent wire format — byte-compatible with what Debezium 3.x and
 //! Kafka Connect's `JsonConverter` / Confluent's `AvroConverter` produce. The
 //! source (`pg-logical`) produces events, the sink (`jdbc-sink`) consumes
-//! them, `kafka-io` moves their bytes. This crate does no I/O.
+//! them, `kafka-io` moves their bytes. This crate does no I/O, except the
+//! schema-registry client behind the `registry` feature.
 //!
 //! ```text
 //!                      Options (decimal/time/binary/interval/hstore modes, topic.prefix, ...)
@@ -28,9 +29,12 @@
 //!   names, tombstones;
 //! * [`json`]: Kafka Connect JSON encoder and decoder;
 //! * [`avro`]: Avro schemas (AvroData rules), datums, Confluent framing;
+//! * [`headers`]: Kafka headers Debezium adds (primary-key change);
 //! * [`default_value`]: column defaults as Debezium derives them;
 //! * [`temporal`], [`base64`]: text forms;
 //! * [`error`]: the crate's [`Error`].
+//! * `registry` (feature `registry`, the crate's only I/O): a Confluent
+//!   schema-registry client and the registry-backed Avro converter.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -59,6 +63,7 @@
 //!     transaction: None,
 //!     message: None,
 //!     position: Position::default(),
+//!     key_change: None,
 //! };
 //!
 //! // Connector properties, Debezium names (here `decimal.handling.mode=precise`,
@@ -85,9 +90,13 @@ pub mod default_value;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod headers;
 pub mod ident;
 pub mod json;
+pub mod metadata;
 pub mod options;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod schema;
 pub mod secret;
 pub mod temporal;
@@ -98,9 +107,10 @@ pub use avro::{AvroDecoder, AvroEncoder};
 pub use envelope::{tombstone_follows, topic_name, TablePlan};
 pub use error::{Error, Result};
 pub use event::{
-    ChangeEvent, LogicalMessage, Lsn, Op, Position, Row, SnapshotMarker, SourceInfo,
+    ChangeEvent, KeyChange, LogicalMessage, Lsn, Op, Position, Row, SnapshotMarker, SourceInfo,
     TransactionBlock,
 };
+pub use headers::key_change_header;
 pub use json::{DecodedRecord, EncodedRecord, JsonDecoder, JsonEncoder};
 pub use options::Options;
 pub use schema::{Column, PgType, TableId, TableSchema, TypeKind};

@@ -18,6 +18,8 @@
 
 use std::fmt::Write as _;
 
+use crate::value::Timestamp;
+
 /// Micros Debezium writes for `timestamp 'infinity'` (pgjdbc's `DATE_POSITIVE_INFINITY`).
 pub const PG_INFINITY_MICROS: i64 = 9_223_372_036_825_200_000;
 /// Micros Debezium writes for `timestamp '-infinity'`.
@@ -100,23 +102,40 @@ pub fn format_time_of_day(out: &mut String, micros: i64, width: Option<u32>) {
     write_fraction(out, (micros % 1_000_000) as u32 * 1000, width);
 }
 
-/// A UTC instant as `java.time` formats an `OffsetDateTime` at `Z`: with
-/// `width = Some(p)` (1..=9) exactly `p` fraction digits, otherwise the
-/// fraction only when non-zero, trailing zeros dropped.
-pub fn format_zoned_timestamp(out: &mut String, micros: i64, width: Option<u32>) {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let tod = micros.rem_euclid(MICROS_PER_DAY);
+/// `(days since 1970-01-01, µs since midnight)` of a µs count since 1970.
+fn split_days(unix_micros: i128) -> (i64, i64) {
+    let day = i128::from(MICROS_PER_DAY);
+    // |unix_micros| < 2^127 / day, so the day count fits an i64 for every
+    // value a Timestamp can hold (and saturates beyond).
+    let days = i64::try_from(unix_micros.div_euclid(day)).unwrap_or(if unix_micros < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    });
+    // rem_euclid is in 0..day, which fits an i64.
+    let tod = i64::try_from(unix_micros.rem_euclid(day)).unwrap_or(0);
+    (days, tod)
+}
+
+/// A UTC instant (`unix_micros` µs since 1970-01-01, an `i128` so that all of
+/// PostgreSQL's range up to 294276 AD can be written; see
+/// [`Timestamp::micros_since_unix_i128`]) as `java.time` formats an
+/// `OffsetDateTime` at `Z`: with `width = Some(p)` (1..=9) exactly `p`
+/// fraction digits, otherwise the fraction only when non-zero, trailing
+/// zeros dropped.
+pub fn format_zoned_timestamp(out: &mut String, unix_micros: i128, width: Option<u32>) {
+    let (days, tod) = split_days(unix_micros);
     format_date(out, days);
     out.push('T');
     format_time_of_day(out, tod, width);
     out.push('Z');
 }
 
-/// A local timestamp as `java.time` `LocalDateTime.toString()`-like ISO text
-/// (used by `isostring` mode): fraction only when non-zero.
-pub fn format_local_timestamp(out: &mut String, micros: i64) {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let tod = micros.rem_euclid(MICROS_PER_DAY);
+/// A local timestamp (`unix_micros` µs since 1970-01-01 as for
+/// [`format_zoned_timestamp`]) as `java.time` `LocalDateTime.toString()`-like
+/// ISO text (used by `isostring` mode): fraction only when non-zero.
+pub fn format_local_timestamp(out: &mut String, unix_micros: i128) {
+    let (days, tod) = split_days(unix_micros);
     format_date(out, days);
     out.push('T');
     format_time_of_day(out, tod, None);
@@ -231,9 +250,10 @@ fn parse_offset(c: &mut Cur<'_>) -> Option<i64> {
 }
 
 /// Parses an ISO-8601 / PostgreSQL date-time with offset
-/// (`2024-05-06T05:08:09.123456Z`, `2024-05-06 07:08:09+02`) to UTC micros.
-/// `infinity` / `-infinity` give `Err(true)` / `Err(false)`.
-pub fn parse_zoned_timestamp(s: &str) -> Option<i64> {
+/// (`2024-05-06T05:08:09.123456Z`, `2024-05-06 07:08:09+02`) to the UTC
+/// instant. `None` for malformed text, for `infinity` / `-infinity` (callers
+/// handle those) and for instants a [`Timestamp`] cannot hold.
+pub fn parse_zoned_timestamp(s: &str) -> Option<Timestamp> {
     let mut c = Cur {
         s: s.trim().as_bytes(),
         i: 0,
@@ -247,21 +267,23 @@ pub fn parse_zoned_timestamp(s: &str) -> Option<i64> {
     if !c.done() {
         return None;
     }
-    days.checked_mul(MICROS_PER_DAY)?
-        .checked_add(tod)?
-        .checked_sub(off.checked_mul(1_000_000)?)
+    let unix = i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(tod)
+        - i128::from(off) * 1_000_000;
+    Timestamp::from_unix_micros_i128(unix)
 }
 
 /// Parses a local date-time (`2024-05-06 07:08:09.123`, `2024-05-06T07:08:09`,
-/// or a bare date) to micros since the epoch.
-pub fn parse_local_timestamp(s: &str) -> Option<i64> {
+/// or a bare date) to a [`Timestamp`] (`None` when malformed or beyond what
+/// it can hold).
+pub fn parse_local_timestamp(s: &str) -> Option<Timestamp> {
     let mut c = Cur {
         s: s.trim().as_bytes(),
         i: 0,
     };
     let days = parse_date_part(&mut c)?;
+    let day_micros = i128::from(days) * i128::from(MICROS_PER_DAY);
     if c.done() {
-        return days.checked_mul(MICROS_PER_DAY);
+        return Timestamp::from_unix_micros_i128(day_micros);
     }
     if !(c.eat(b'T') || c.eat(b' ')) {
         return None;
@@ -270,7 +292,7 @@ pub fn parse_local_timestamp(s: &str) -> Option<i64> {
     if !c.done() {
         return None;
     }
-    days.checked_mul(MICROS_PER_DAY)?.checked_add(tod)
+    Timestamp::from_unix_micros_i128(day_micros + i128::from(tod))
 }
 
 /// Parses `YYYY-MM-DD` to days since the epoch.
@@ -469,22 +491,27 @@ mod tests {
         format_time_of_day(&mut s, (5 * 3600 + 8 * 60 + 9) * 1_000_000, None);
         assert_eq!(s, "05:08:09");
         s.clear();
-        format_zoned_timestamp(&mut s, days_from_civil(-44, 3, 15) * MICROS_PER_DAY, None);
+        format_zoned_timestamp(
+            &mut s,
+            i128::from(days_from_civil(-44, 3, 15) * MICROS_PER_DAY),
+            None,
+        );
         assert_eq!(s, "-0044-03-15T00:00:00Z");
     }
 
     #[test]
     fn parses() {
+        let unix = |t: Option<Timestamp>| t.and_then(Timestamp::micros_since_unix);
         assert_eq!(
-            parse_zoned_timestamp("2024-05-06 07:08:09.123456+02"),
+            unix(parse_zoned_timestamp("2024-05-06 07:08:09.123456+02")),
             Some(1_714_972_089_123_456)
         );
         assert_eq!(
-            parse_zoned_timestamp("2024-05-06T05:08:09.123456Z"),
+            unix(parse_zoned_timestamp("2024-05-06T05:08:09.123456Z")),
             Some(1_714_972_089_123_456)
         );
         assert_eq!(
-            parse_local_timestamp("2024-01-15 10:30:00"),
+            unix(parse_local_timestamp("2024-01-15 10:30:00")),
             Some(1_705_314_600_000_000)
         );
         assert_eq!(parse_time_tz("07:08:09+02"), Some((25_689_000_000, 7200)));
@@ -494,6 +521,29 @@ mod tests {
         );
         assert_eq!(parse_pg_interval("1 year 2 mons"), Some((14, 0, 0)));
         assert!(parse_zoned_timestamp("nope").is_none());
+    }
+
+    #[test]
+    fn postgres_whole_range_round_trips_through_text() {
+        // µs since 2000-01-01 from PostgreSQL 15:
+        //   SELECT ('x' || encode(timestamptz_send('<text>'), 'hex'))::bit(64)::bigint;
+        for (text, pg_micros) in [
+            ("+294276-12-31T23:59:59.999999Z", 9_223_371_331_199_999_999),
+            ("-4713-11-24T00:00:00.000000Z", -211_813_488_000_000_000),
+        ] {
+            let t = parse_zoned_timestamp(text);
+            assert_eq!(t, Some(Timestamp::PgMicros(pg_micros)), "{text}");
+            let mut s = String::new();
+            let unix = t.and_then(Timestamp::micros_since_unix_i128);
+            format_zoned_timestamp(&mut s, unix.unwrap_or_default(), Some(6));
+            assert_eq!(s, text);
+        }
+        // One µs past PostgreSQL's range still fits; beyond i64 µs since 2000 does not.
+        assert_eq!(
+            parse_local_timestamp("+294277-01-01T00:00:00"),
+            Some(Timestamp::PgMicros(9_223_371_331_200_000_000))
+        );
+        assert_eq!(parse_local_timestamp("+300000-01-01T00:00:00"), None);
     }
 
     #[test]

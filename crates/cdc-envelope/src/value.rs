@@ -381,17 +381,98 @@ pub enum Date {
     PosInfinity,
 }
 
-/// A `timestamp` / `timestamptz`: microseconds since 1970-01-01T00:00:00
-/// (UTC for `timestamptz`), or an infinity. PostgreSQL's whole range
-/// (4713 BC to 294276 AD) fits.
+/// A `timestamp` / `timestamptz`: microseconds since 2000-01-01T00:00:00
+/// (UTC for `timestamptz`), PostgreSQL's own epoch and representation, or an
+/// infinity.
+///
+/// Counting from 2000 rather than 1970 is what makes PostgreSQL's whole range
+/// (4714-11-24 BC to 294276-12-31 AD) fit in an `i64`: microseconds since 1970
+/// in an `i64` end at 294247-01-10, so the last 29 years of PostgreSQL's
+/// range have no `i64` Unix-microsecond value. Use
+/// [`Timestamp::micros_since_unix`] for encodings that are `int64` since 1970
+/// (they must refuse such values rather than wrap), and
+/// [`Timestamp::micros_since_unix_i128`] for text forms, which carry every
+/// value.
+///
+/// ```
+/// use cdc_envelope::Timestamp;
+/// let t = Timestamp::from_unix_micros(1_500_000).unwrap();
+/// assert_eq!(t, Timestamp::PgMicros(1_500_000 - Timestamp::PG_EPOCH_UNIX_MICROS));
+/// assert_eq!(t.micros_since_unix(), Some(1_500_000));
+/// // PostgreSQL's last microsecond: representable, but not as i64 µs since 1970.
+/// let last = Timestamp::PgMicros(9_223_371_331_199_999_999);
+/// assert_eq!(last.micros_since_unix(), None);
+/// assert_eq!(last.micros_since_unix_i128(), Some(9_224_318_015_999_999_999));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timestamp {
     /// `-infinity`.
     NegInfinity,
-    /// A point in time.
-    Micros(i64),
+    /// A point in time: microseconds since 2000-01-01T00:00:00 (negative
+    /// before), exactly PostgreSQL's binary representation.
+    PgMicros(i64),
     /// `infinity`.
     PosInfinity,
+}
+
+impl Timestamp {
+    /// Microseconds from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
+    pub const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+    /// The timestamp `unix_micros` microseconds after 1970-01-01T00:00:00;
+    /// `None` if that is before the earliest representable instant (only
+    /// possible for values within 30 years of `i64::MIN`).
+    pub fn from_unix_micros(unix_micros: i64) -> Option<Self> {
+        unix_micros
+            .checked_sub(Self::PG_EPOCH_UNIX_MICROS)
+            .map(Self::PgMicros)
+    }
+
+    /// Like [`Timestamp::from_unix_micros`] for a wider count (text forms
+    /// can name instants beyond `i64` microseconds since 1970).
+    pub fn from_unix_micros_i128(unix_micros: i128) -> Option<Self> {
+        i64::try_from(unix_micros - i128::from(Self::PG_EPOCH_UNIX_MICROS))
+            .ok()
+            .map(Self::PgMicros)
+    }
+
+    /// Microseconds since 1970-01-01T00:00:00; `None` for the infinities and
+    /// for instants that do not fit an `i64` (after 294247-01-10T04:00:54.775807).
+    pub fn micros_since_unix(self) -> Option<i64> {
+        match self {
+            Self::PgMicros(m) => m.checked_add(Self::PG_EPOCH_UNIX_MICROS),
+            _ => None,
+        }
+    }
+
+    /// Microseconds since 1970-01-01T00:00:00 as an `i128` (every finite
+    /// value fits); `None` for the infinities.
+    pub fn micros_since_unix_i128(self) -> Option<i128> {
+        match self {
+            Self::PgMicros(m) => Some(i128::from(m) + i128::from(Self::PG_EPOCH_UNIX_MICROS)),
+            _ => None,
+        }
+    }
+
+    /// From PostgreSQL's binary `timestamp`/`timestamptz` representation
+    /// (`int8` µs since 2000-01-01; `i64::MAX` / `i64::MIN` are ±infinity).
+    pub fn from_pg_binary(raw: i64) -> Self {
+        match raw {
+            i64::MAX => Self::PosInfinity,
+            i64::MIN => Self::NegInfinity,
+            m => Self::PgMicros(m),
+        }
+    }
+
+    /// PostgreSQL's binary representation (the inverse of
+    /// [`Timestamp::from_pg_binary`]).
+    pub fn to_pg_binary(self) -> i64 {
+        match self {
+            Self::PosInfinity => i64::MAX,
+            Self::NegInfinity => i64::MIN,
+            Self::PgMicros(m) => m,
+        }
+    }
 }
 
 /// An `interval`, kept in PostgreSQL's own three fields (months and days do

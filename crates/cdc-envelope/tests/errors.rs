@@ -176,6 +176,7 @@ fn ev(t: Arc<TableSchema>, row: Vec<Value>) -> ChangeEvent {
         transaction: None,
         message: None,
         position: Default::default(),
+        key_change: None,
     }
 }
 
@@ -247,5 +248,60 @@ fn every_prefix_of_a_valid_record_fails_cleanly() {
                 JsonDecoder::new(Options::default()).decode(cap.key.as_deref(), Some(&v[..cut]));
             assert!(r.is_err(), "prefix of {cut} bytes accepted");
         }
+    }
+}
+
+/// PostgreSQL's last timestamps (after 294247-01-10) have no int64 µs / ns
+/// count since 1970: MicroTimestamp / NanoTimestamp refuse them (typed, for
+/// the DLQ) instead of wrapping, in JSON and Avro; ms and the string forms
+/// carry them. (µs since 2000 from PostgreSQL 15's timestamp_send.)
+#[test]
+fn far_future_timestamps_are_refused_not_wrapped() {
+    use cdc_envelope::{AvroEncoder, Timestamp};
+    let last = Timestamp::PgMicros(9_223_371_331_199_999_999); // 294276-12-31 23:59:59.999999
+    let row = |v: Value| vec![Value::Int32(1), v];
+    let ts = table(PgType::base(1114, "timestamp"));
+    let tstz = table(PgType::base(1184, "timestamptz"));
+    for mode in [
+        "adaptive",
+        "adaptive_time_microseconds",
+        "nanoseconds",
+        "microseconds",
+    ] {
+        let opts = Options::from_properties([("time.precision.mode", mode)]).expect("opts");
+        let event = ev(Arc::clone(&ts), row(Value::Timestamp(last)));
+        let e = JsonEncoder::new(opts.clone()).encode(&event);
+        assert!(
+            matches!(&e, Err(Error::Unrepresentable { column, .. }) if column == "v"),
+            "{mode}: {e:?}"
+        );
+        let mut out = Vec::new();
+        let e = AvroEncoder::new(opts).encode_value_into(&event, &mut out);
+        assert!(
+            matches!(&e, Err(Error::Unrepresentable { column, .. }) if column == "v"),
+            "{mode} avro: {e:?}"
+        );
+    }
+    // connect (ms) holds it; isostring and ZonedTimestamp carry it exactly.
+    for (mode, t, want) in [
+        ("connect", &ts, "\"v\":9224318015999999"),
+        ("isostring", &ts, "\"v\":\"+294276-12-31T23:59:59.999999Z\""),
+        (
+            "adaptive",
+            &tstz,
+            "\"v\":\"+294276-12-31T23:59:59.999999Z\"",
+        ),
+    ] {
+        let opts = Options::from_properties([("time.precision.mode", mode)]).expect("opts");
+        let v = if t.columns[1].pg_type.name == "timestamptz" {
+            Value::TimestampTz(last)
+        } else {
+            Value::Timestamp(last)
+        };
+        let rec = JsonEncoder::new(opts)
+            .encode(&ev(Arc::clone(t), row(v)))
+            .expect("encodes");
+        let text = String::from_utf8(rec.value.expect("value")).expect("utf-8");
+        assert!(text.contains(want), "{mode}: {text}");
     }
 }

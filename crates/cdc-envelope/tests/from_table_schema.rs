@@ -74,9 +74,7 @@ fn date(y: i64, m: u32, d: u32) -> Value {
 }
 
 fn ts(s: &str) -> Value {
-    Value::Timestamp(Timestamp::Micros(
-        parse_local_timestamp(s).expect("timestamp"),
-    ))
+    Value::Timestamp(parse_local_timestamp(s).expect("timestamp"))
 }
 
 fn event(
@@ -95,6 +93,7 @@ fn event(
         transaction: None,
         message: None,
         position: Default::default(),
+        key_change: None,
     }
 }
 
@@ -186,7 +185,7 @@ fn employees_events_match_debezium() {
         Value::Null,
         Value::Null,
         Value::Null,
-        Value::Timestamp(Timestamp::Micros(1_795_492_115_253_000)),
+        Value::Timestamp(Timestamp::from_unix_micros(1_795_492_115_253_000).expect("ts")),
         text("aa"),
     ];
     check(f, 14, event(Op::Create, &t2, None, Some(after_alter)));
@@ -290,9 +289,7 @@ fn row1(c_text: &str) -> Vec<Value> {
         },
         ts("2024-05-06 07:08:09.123456"),
         ts("2024-05-06 07:08:09.123"),
-        Value::TimestampTz(Timestamp::Micros(
-            parse_zoned_timestamp("2024-05-06 07:08:09.123456+02").expect("tz"),
-        )),
+        Value::TimestampTz(parse_zoned_timestamp("2024-05-06 07:08:09.123456+02").expect("tz")),
         Value::Interval(Interval {
             months: 0,
             days: 1,
@@ -343,9 +340,7 @@ fn row3() -> Vec<Value> {
     r[10] = text("multi\nline");
     r[14] = Value::Date(Date::Days(0));
     r[18] = ts("1999-12-31 23:59:59");
-    r[20] = Value::TimestampTz(Timestamp::Micros(
-        parse_zoned_timestamp("1999-12-31 23:59:59-08").expect("tz"),
-    ));
+    r[20] = Value::TimestampTz(parse_zoned_timestamp("1999-12-31 23:59:59-08").expect("tz"));
     r
 }
 

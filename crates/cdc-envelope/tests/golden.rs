@@ -133,13 +133,9 @@ fn full_row() -> Vec<Value> {
             micros: tod(1, 2, 3, 400_000),
             offset_seconds: -5 * 3600,
         },
-        Value::Timestamp(Timestamp::Micros(
-            parse_local_timestamp("1969-12-31 23:59:59.999999").expect("ts"),
-        )),
+        Value::Timestamp(parse_local_timestamp("1969-12-31 23:59:59.999999").expect("ts")),
         Value::Timestamp(Timestamp::PosInfinity),
-        Value::TimestampTz(Timestamp::Micros(
-            parse_zoned_timestamp("12024-05-06 07:08:09.5+05:30").expect("ts"),
-        )),
+        Value::TimestampTz(parse_zoned_timestamp("12024-05-06 07:08:09.5+05:30").expect("ts")),
         Value::TimestampTz(Timestamp::NegInfinity),
         Value::Interval(Interval {
             months: 14,
@@ -230,6 +226,7 @@ fn event(row: Vec<Value>, op: Op) -> ChangeEvent {
         }),
         message: None,
         position: Default::default(),
+        key_change: None,
     }
 }
 

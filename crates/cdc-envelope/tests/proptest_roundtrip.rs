@@ -199,10 +199,10 @@ fn value(k: Kind) -> BoxedStrategy<Value> {
             .boxed(),
         Kind::Time => (0..DAY).prop_map(Value::Time).boxed(),
         Kind::Timestamp => (-(DAY * 700_000)..DAY * 2_900_000)
-            .prop_map(|m| Value::Timestamp(Timestamp::Micros(m)))
+            .prop_map(|m| Value::Timestamp(Timestamp::PgMicros(m)))
             .boxed(),
         Kind::TimestampTz => (-(DAY * 700_000)..DAY * 2_900_000)
-            .prop_map(|m| Value::TimestampTz(Timestamp::Micros(m)))
+            .prop_map(|m| Value::TimestampTz(Timestamp::PgMicros(m)))
             .boxed(),
         Kind::TimeTz => (0..DAY)
             .prop_map(|m| Value::TimeTz {
@@ -318,6 +318,7 @@ fn event_strategy() -> impl Strategy<Value = ChangeEvent> {
                 transaction: None,
                 message: None,
                 position: Default::default(),
+                key_change: None,
             }
         })
 }

@@ -57,6 +57,7 @@ fn schema() -> &'static (Option<Arc<str>>, Arc<str>) {
             transaction: None,
             message: None,
             position: Default::default(),
+            key_change: None,
         };
         AvroEncoder::new(Options::default())
             .schemas(&ev)
