@@ -2,7 +2,7 @@
 # Builds the fuzz seed corpus from the real captures in ../tests/fixtures:
 # each capture file becomes length-prefixed message streams for decode_stream
 # (one seed per 64 messages), and every distinct (built-in type, text value)
-# of the text captures becomes a typed_value seed (u16 type OID + value).
+# of the text and binary captures becomes a typed_value seed (u16 type OID + value).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="$HERE/corpus/decode_stream"
@@ -29,7 +29,9 @@ def cstr(b, i):
     j = b.index(0, i)
     return b[i:j], j + 1
 rels, seen = {}, set()
-for f in sorted(fixtures.glob("pg*/v1_text.hex")):
+# Text and binary (`binary 'true'`) tuples: the binary ones seed arrays,
+# ranges, network types and bit strings in their send formats.
+for f in sorted(fixtures.glob("pg*/v1_text.hex")) + sorted(fixtures.glob("pg*/v1_binary.hex")):
     for line in f.read_text().splitlines():
         m = bytes.fromhex(line.strip())
         if m[:1] == b"R":

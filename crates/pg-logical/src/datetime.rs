@@ -222,8 +222,9 @@ pub(crate) fn parse_timetz(s: &[u8]) -> Result<(i64, i32), String> {
     Ok((t, z))
 }
 
-/// `timestamp` (`with_zone = false`) or `timestamptz` text → µs since the
-/// Unix epoch (UTC for timestamptz).
+/// `timestamp` (`with_zone = false`) or `timestamptz` text → a [`Timestamp`]
+/// (UTC for timestamptz). PostgreSQL's whole range, 4714-11-24 BC to
+/// 294276-12-31 AD, is accepted.
 pub(crate) fn parse_timestamp(s: &[u8], with_zone: bool) -> Result<Timestamp, String> {
     match s {
         b"infinity" => return Ok(Timestamp::PosInfinity),
@@ -242,11 +243,10 @@ pub(crate) fn parse_timestamp(s: &[u8], with_zone: bool) -> Result<Timestamp, St
         return Err(format!("unexpected text at position {}", c.pos));
     }
     let days = civil_days(y, m, d, bc)?;
-    days.checked_mul(MICROS_PER_DAY)
-        .and_then(|v| v.checked_add(t))
-        .and_then(|v| v.checked_sub(i64::from(offset) * MICROS_PER_SECOND))
-        .map(Timestamp::Micros)
-        .ok_or_else(|| "timestamp out of range".into())
+    // The year has at most 7 digits, so this cannot overflow an i128.
+    let unix = i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(t)
+        - i128::from(offset) * i128::from(MICROS_PER_SECOND);
+    Timestamp::from_unix_micros_i128(unix).ok_or_else(|| "timestamp out of range".into())
 }
 
 /// `interval` text in `IntervalStyle=postgres`
@@ -369,40 +369,57 @@ mod tests {
         );
     }
 
+    fn unix(t: Result<Timestamp, String>) -> Option<i64> {
+        t.ok().and_then(Timestamp::micros_since_unix)
+    }
+
     #[test]
     fn timestamps() {
         assert_eq!(
-            parse_timestamp(b"1970-01-01 00:00:01.5", false),
-            Ok(Timestamp::Micros(1_500_000))
+            unix(parse_timestamp(b"1970-01-01 00:00:01.5", false)),
+            Some(1_500_000)
         );
         assert_eq!(
-            parse_timestamp(b"1970-01-01 02:00:00+02", true),
-            Ok(Timestamp::Micros(0))
+            unix(parse_timestamp(b"1970-01-01 02:00:00+02", true)),
+            Some(0)
         );
         assert_eq!(
-            parse_timestamp(b"1970-01-01 00:00:00-00:30", true),
-            Ok(Timestamp::Micros(1_800_000_000))
+            unix(parse_timestamp(b"1970-01-01 00:00:00-00:30", true)),
+            Some(1_800_000_000)
         );
         assert_eq!(
             parse_timestamp(b"infinity", true),
             Ok(Timestamp::PosInfinity)
         );
-        // PostgreSQL's range ends in 294276 AD, but µs since 1970 in an i64
-        // end at 294247-01-10T04:00:54.775807: later values are an error, not
-        // silently wrong.
+        // PostgreSQL's whole range, 4714-11-24 BC .. 294276-12-31 AD, is
+        // carried. Expected values are PostgreSQL 15's binary send format
+        // (µs since 2000-01-01), from
+        //   SELECT ('x' || encode(timestamp_send('<text>'::timestamp), 'hex'))::bit(64)::bigint;
+        // (extract(epoch …) is no reference here: past i64 µs since 1970
+        // PostgreSQL computes it in float8 and rounds.)
         assert_eq!(
-            parse_timestamp(b"294247-01-10 04:00:54.775807", false),
-            Ok(Timestamp::Micros(i64::MAX))
+            parse_timestamp(b"294276-12-31 23:59:59.999999", false),
+            Ok(Timestamp::PgMicros(9_223_371_331_199_999_999))
         );
-        assert!(parse_timestamp(b"294276-12-31 23:59:59.999999", false).is_err());
-        assert_eq!(parse_date(b"294276-12-31"), Ok(Date::Days(106_762_939))); // from PostgreSQL 15: date - date
-        assert_eq!(parse_date(b"4714-11-24 BC"), Ok(Date::Days(-2_440_588)));
+        assert_eq!(
+            parse_timestamp(b"294276-12-31 23:59:59.999999+00", true),
+            Ok(Timestamp::PgMicros(9_223_371_331_199_999_999))
+        );
         assert_eq!(
             parse_timestamp(b"4714-11-24 00:00:00 BC", false),
-            Ok(Timestamp::Micros(
-                days_from_civil(-4713, 11, 24) * MICROS_PER_DAY
-            ))
+            Ok(Timestamp::PgMicros(-211_813_488_000_000_000))
         );
+        // The last µs an i64 count since 1970 can hold, and the next one.
+        let edge = parse_timestamp(b"294247-01-10 04:00:54.775807", false).unwrap();
+        assert_eq!(edge.micros_since_unix(), Some(i64::MAX));
+        let past = parse_timestamp(b"294247-01-10 04:00:54.775808", false).unwrap();
+        assert_eq!(past.micros_since_unix(), None);
+        assert_eq!(
+            past.micros_since_unix_i128(),
+            Some(i128::from(i64::MAX) + 1)
+        );
+        assert_eq!(parse_date(b"294276-12-31"), Ok(Date::Days(106_762_939))); // from PostgreSQL 15: date - date
+        assert_eq!(parse_date(b"4714-11-24 BC"), Ok(Date::Days(-2_440_588)));
     }
 
     #[test]

@@ -212,6 +212,26 @@ pub enum Error {
         /// True for connection-level failures worth retrying.
         retriable: bool,
     },
+    /// The TLS handshake with the source failed or TLS is misconfigured
+    /// (`database.sslmode`, `database.sslrootcert`, certificates).
+    #[error("TLS to the source failed ({connection} connection): {detail}; {hint}")]
+    Tls {
+        /// `SQL` or `replication`.
+        connection: &'static str,
+        /// What the TLS layer said.
+        detail: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The source rejected the connector's credentials. Never contains the
+    /// password.
+    #[error("authentication to the source failed ({connection} connection): {detail}; check database.user and database.password (and the server's pg_hba.conf)")]
+    Authentication {
+        /// `SQL` or `replication`.
+        connection: &'static str,
+        /// The server's message (it names the user, never the password).
+        detail: String,
+    },
     /// The replication stream failed.
     #[error("replication stream: {detail}")]
     Replication {

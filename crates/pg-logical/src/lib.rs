@@ -64,6 +64,7 @@
 //! ```
 
 mod array;
+mod binary;
 mod datetime;
 pub mod error;
 pub mod message;

@@ -12,6 +12,7 @@ use cdc_envelope::{
 };
 
 use crate::array::parse_array;
+use crate::binary;
 use crate::datetime;
 
 /// OIDs of the built-in types this crate types specially.
@@ -76,6 +77,14 @@ pub mod oid {
     pub const UUID: u32 = 2950;
     /// `jsonb`.
     pub const JSONB: u32 = 3802;
+    /// `inet`.
+    pub const INET: u32 = 869;
+    /// `cidr`.
+    pub const CIDR: u32 = 650;
+    /// `macaddr`.
+    pub const MACADDR: u32 = 829;
+    /// `macaddr8`.
+    pub const MACADDR8: u32 = 774;
 }
 
 /// The built-in types of PostgreSQL 14–18 with stable OIDs:
@@ -295,6 +304,15 @@ enum Conv {
     Xml,
     Bits,
     Enum,
+    /// `inet` / `cidr`: text in both formats ([`Value::Text`]).
+    Inet,
+    /// `macaddr`: text.
+    MacAddr,
+    /// `macaddr8`: text.
+    MacAddr8,
+    /// A range type: its text (`[1,10)`); the subtype's conversion renders
+    /// the bounds of binary values.
+    Range(Box<Conv>),
     Array {
         elem: Box<Conv>,
         delim: u8,
@@ -381,7 +399,8 @@ fn conv_for(ty: &PgType) -> Conv {
                 delim,
             };
         }
-        TypeKind::Range(_) | TypeKind::Composite | TypeKind::Unknown => return Conv::Text,
+        TypeKind::Range(sub) => return Conv::Range(Box::new(conv_for(sub))),
+        TypeKind::Composite | TypeKind::Unknown => return Conv::Text,
         _ => {}
     }
     match ty.oid {
@@ -407,6 +426,9 @@ fn conv_for(ty: &PgType) -> Conv {
         oid::JSONB => Conv::Jsonb,
         oid::XML => Conv::Xml,
         oid::BIT | oid::VARBIT => Conv::Bits,
+        oid::INET | oid::CIDR => Conv::Inet,
+        oid::MACADDR => Conv::MacAddr,
+        oid::MACADDR8 => Conv::MacAddr8,
         _ => match builtin_pg_type(ty.oid, ty.modifier) {
             Some(PgType {
                 kind: TypeKind::Array(elem),
@@ -417,6 +439,10 @@ fn conv_for(ty: &PgType) -> Conv {
                 modifier: ty.modifier,
                 kind: TypeKind::Array(elem),
             }),
+            Some(PgType {
+                kind: TypeKind::Range(sub),
+                ..
+            }) => Conv::Range(Box::new(conv_for(&sub))),
             _ => Conv::Text,
         },
     }
@@ -496,7 +522,9 @@ fn text_value(conv: &Conv, parent: &Bytes, start: usize, end: usize) -> VResult 
         Conv::Float8 => Value::Float64(ascii(s)?.parse().map_err(|_| "invalid double precision")?),
         Conv::Numeric => Value::Numeric(parse_numeric(s, slice)?),
         Conv::Money => Value::Money(parse_money(s)?),
-        Conv::Text | Conv::Char => Value::Text(utf8(&slice())?),
+        Conv::Text | Conv::Char | Conv::Inet | Conv::MacAddr | Conv::MacAddr8 | Conv::Range(_) => {
+            Value::Text(utf8(&slice())?)
+        }
         Conv::Bytea => Value::Bytes(parse_bytea(s)?),
         Conv::Date => Value::Date(datetime::parse_date(s)?),
         Conv::Time => Value::Time(datetime::parse_time(s)?),
@@ -747,6 +775,67 @@ fn binary_value(conv: &Conv, oid: u32, data: &Bytes) -> VResult {
             _ => return Err("unsupported jsonb binary version".into()),
         },
         Conv::Xml => Value::Xml(utf8(data)?),
+        Conv::Bits => {
+            let (len, bits) = d.split_at_checked(4).ok_or("bit string too short")?;
+            let len = u32::try_from(i32::from_be_bytes(fixed(len)?))
+                .map_err(|_| "negative bit string length")?;
+            if bits.len() != len.div_ceil(8) as usize {
+                return Err("bit string length does not match its data".into());
+            }
+            Value::Bits(Bits {
+                len,
+                data: data.slice(4..),
+            })
+        }
+        Conv::Inet => Value::Text(Str::from(binary::inet_text(data)?)),
+        Conv::MacAddr => Value::Text(Str::from(binary::macaddr_text(data, 6)?)),
+        Conv::MacAddr8 => Value::Text(Str::from(binary::macaddr_text(data, 8)?)),
+        Conv::Range(sub) => {
+            let sub = sub.as_ref();
+            if !range_bound_supported(sub) {
+                return Err(ValueError::UnsupportedBinary);
+            }
+            Value::Text(Str::from(binary::range_text(data, |b| {
+                range_bound_text(sub, b)
+            })?))
+        }
+        Conv::Array { elem, .. } => Value::Array(binary::array(data, |elem_oid, b| {
+            binary_value(elem, elem_oid, b)
+        })?),
+        _ => return Err(ValueError::UnsupportedBinary),
+    })
+}
+
+/// Range subtypes whose bounds this crate can print as PostgreSQL does.
+fn range_bound_supported(sub: &Conv) -> bool {
+    matches!(
+        sub,
+        Conv::Int2
+            | Conv::Int4
+            | Conv::Int8
+            | Conv::Numeric
+            | Conv::Date
+            | Conv::Timestamp
+            | Conv::TimestampTz
+    )
+}
+
+/// One binary range bound as the subtype's text output.
+fn range_bound_text(sub: &Conv, b: &Bytes) -> Result<String, ValueError> {
+    let d: &[u8] = b;
+    Ok(match sub {
+        Conv::Int2 => i16::from_be_bytes(fixed(d)?).to_string(),
+        Conv::Int4 => i32::from_be_bytes(fixed(d)?).to_string(),
+        Conv::Int8 => i64::from_be_bytes(fixed(d)?).to_string(),
+        Conv::Numeric => match binary_numeric(d)? {
+            Numeric::NaN => "NaN".into(),
+            Numeric::PosInfinity => "Infinity".into(),
+            Numeric::NegInfinity => "-Infinity".into(),
+            Numeric::Finite(n) => n.as_str().to_owned(),
+        },
+        Conv::Date => binary::date_text(i32::from_be_bytes(fixed(d)?)),
+        Conv::Timestamp => binary::timestamp_text(i64::from_be_bytes(fixed(d)?), false),
+        Conv::TimestampTz => binary::timestamp_text(i64::from_be_bytes(fixed(d)?), true),
         _ => return Err(ValueError::UnsupportedBinary),
     })
 }
@@ -764,14 +853,7 @@ fn oid_is_textual(oid: u32, conv: &Conv) -> bool {
 }
 
 fn binary_timestamp(d: &[u8]) -> Result<Timestamp, ValueError> {
-    Ok(match i64::from_be_bytes(fixed(d)?) {
-        i64::MAX => Timestamp::PosInfinity,
-        i64::MIN => Timestamp::NegInfinity,
-        v => Timestamp::Micros(
-            v.checked_add(PG_EPOCH_DAYS * 86_400_000_000)
-                .ok_or("timestamp out of range")?,
-        ),
-    })
+    Ok(Timestamp::from_pg_binary(i64::from_be_bytes(fixed(d)?)))
 }
 
 /// `numeric` binary: ndigits, weight, sign, dscale, then base-10000 digits.

@@ -75,7 +75,7 @@ pub async fn connect(cfg: &SourceConfig, application_name: &str) -> Result<Clien
     let (client, conn) = pg
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(sql_error(context))?;
+        .map_err(|e| tls::auth_or_sql_error("SQL", sql_error(context)(e)))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("source SQL connection ended: {e}");
@@ -116,6 +116,9 @@ pub struct TableMeta {
     pub primary_key: Vec<String>,
     /// Columns of the replica identity index (`REPLICA IDENTITY USING INDEX`).
     pub replica_index: Vec<String>,
+    /// A partitioned table (`relkind = 'p'`): its rows live in its
+    /// partitions; see `publish.via.partition.root`.
+    pub partitioned: bool,
 }
 
 impl TableMeta {
@@ -192,7 +195,8 @@ SELECT c.oid, n.nspname, c.relname, c.relreplident::text,
                  FROM pg_index i
                  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                 WHERE i.indrelid = c.oid AND i.indisreplident), '{}') AS ri
+                 WHERE i.indrelid = c.oid AND i.indisreplident), '{}') AS ri,
+       c.relkind = 'p' AS partitioned
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
@@ -227,8 +231,17 @@ pub async fn load_tables(client: &Client, filter: &TableFilter) -> Result<Vec<Ta
             columns: Vec::new(),
             primary_key: row.get(4),
             replica_index: row.get(5),
+            partitioned: row.get(6),
         });
     }
+    // Snapshot order: include-list order, then name (Debezium's).
+    tables.sort_by_cached_key(|t| {
+        (
+            filter.snapshot_rank(&t.id),
+            t.id.schema.clone(),
+            t.id.table.clone(),
+        )
+    });
     fill_columns(client, &mut tables).await?;
     Ok(tables)
 }
@@ -252,6 +265,7 @@ pub async fn load_table(client: &Client, oid: u32) -> Result<Option<TableMeta>> 
         columns: Vec::new(),
         primary_key: row.get(4),
         replica_index: row.get(5),
+        partitioned: row.get(6),
     }];
     fill_columns(client, &mut tables).await?;
     Ok(tables.pop())

@@ -195,6 +195,11 @@ impl RegexList {
         self.patterns.iter().any(|p| p.is_match(s))
     }
 
+    /// Index of the first expression that matches the whole of `s`.
+    pub fn first_match(&self, s: &str) -> Option<usize> {
+        self.patterns.iter().position(|p| p.is_match(s))
+    }
+
     /// True when the list has no expressions.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
@@ -268,6 +273,17 @@ impl TableFilter {
         }
         true
     }
+
+    /// Where a captured table comes in the snapshot, as Debezium orders it:
+    /// by the first `table.include.list` expression it matches (tables
+    /// matching the same one, and all tables without an include list, by
+    /// name).
+    pub fn snapshot_rank(&self, id: &TableId) -> usize {
+        self.table_include
+            .as_ref()
+            .and_then(|inc| inc.first_match(&format!("{}.{}", id.schema, id.table)))
+            .unwrap_or(0)
+    }
 }
 
 /// The replication source's configuration.
@@ -302,6 +318,11 @@ pub struct SourceConfig {
     pub publication_name: String,
     /// `publication.autocreate.mode` (`all_tables`).
     pub publication_autocreate_mode: PublicationAutocreateMode,
+    /// `publish.via.partition.root` (false, as Debezium): the publication
+    /// this connector creates gets `publish_via_partition_root = true`, so
+    /// changes to the partitions of a captured partitioned table arrive as
+    /// changes to that (root) table, under its name and topic.
+    pub publish_via_partition_root: bool,
     /// Schema/table include and exclude lists.
     pub tables: TableFilter,
     /// `slot.drop.on.stop` (false).
@@ -349,6 +370,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "slot.name",
     "publication.name",
     "publication.autocreate.mode",
+    "publish.via.partition.root",
     "table.include.list",
     "table.exclude.list",
     "schema.include.list",
@@ -527,6 +549,7 @@ impl SourceConfig {
                 PublicationAutocreateMode::parse,
                 PublicationAutocreateMode::ALLOWED,
             )?,
+            publish_via_partition_root: p.bool("publish.via.partition.root", false)?,
             tables,
             slot_drop_on_stop: p.bool("slot.drop.on.stop", false)?,
             slot_max_retries: p.number("slot.max.retries", 6, "a non-negative integer")?,
@@ -623,6 +646,20 @@ mod tests {
         assert_eq!(c.snapshot_fetch_size, 10240);
         assert!(c.heartbeat_interval.is_none());
         assert!(!c.provide_transaction_metadata);
+        assert!(!c.publish_via_partition_root);
+    }
+
+    #[test]
+    fn publish_via_partition_root() {
+        let c = SourceConfig::from_properties(&props(&[("publish.via.partition.root", "true")]))
+            .unwrap();
+        assert!(c.publish_via_partition_root);
+        let e = SourceConfig::from_properties(&props(&[("publish.via.partition.root", "maybe")]))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidConfig { ref key, .. } if key == "publish.via.partition.root"),
+            "{e}"
+        );
     }
 
     #[test]

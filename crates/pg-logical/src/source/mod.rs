@@ -41,7 +41,24 @@
 //! (PostgreSQL rejects them), which [`PgSource::start`] refuses up front for
 //! tables without primary key ([`Error::NoReplicaIdentity`]). An update that
 //! changes the key is emitted as a delete of the old row followed by a
-//! create of the new one.
+//! create of the new one; each carries the other's key in
+//! [`ChangeEvent::key_change`] (Debezium's `__debezium.newkey` /
+//! `__debezium.oldkey` headers, see `cdc_envelope::headers`).
+//!
+//! ## Partitioned tables
+//!
+//! Captured partitioned tables are read from their root (each row once).
+//! With `publish.via.partition.root=true` the publications this source
+//! creates publish their partitions' changes as changes of the root table,
+//! so snapshot and stream use the root's name and topic.
+//!
+//! ## TLS and authentication
+//!
+//! `database.sslmode` `require` / `verify-ca` / `verify-full` (with
+//! `database.sslrootcert`) encrypt both the replication and the SQL
+//! connections (rustls); passwords are checked with SCRAM-SHA-256 where the
+//! server asks for it (as the test servers do). Failures are [`Error::Tls`] / [`Error::Authentication`],
+//! which say what to change and never contain the password.
 
 pub mod catalog;
 pub mod config;

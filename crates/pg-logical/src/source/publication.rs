@@ -7,6 +7,12 @@
 //! | `disabled` | error | used as is |
 //! | `no_tables` | `CREATE PUBLICATION …` (empty) | used as is |
 //!
+//! With `publish.via.partition.root=true` the publications this connector
+//! creates get `WITH (publish_via_partition_root = true)` (in `filtered`
+//! mode an existing one is altered to match): changes to partitions are
+//! published as changes of the partitioned (root) table, and the snapshot
+//! reads the root table, so each row arrives once, under the root's name.
+//!
 //! Debezium's pitfalls are reported, not hit: `FOR ALL TABLES` without
 //! superuser says so and suggests `filtered`; `filtered` with no matching
 //! table says which lists matched nothing; captured tables missing from a
@@ -34,14 +40,21 @@ pub async fn ensure_publication(
         publication: name.clone(),
         detail,
     };
-    let existing = client
+    let row = client
         .query_opt(
-            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            "SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1",
             &[name],
         )
         .await
-        .map_err(sql_error(format!("reading publication {name}")))?
-        .map(|r| r.get::<_, bool>(0));
+        .map_err(sql_error(format!("reading publication {name}")))?;
+    let existing = row.as_ref().map(|r| r.get::<_, bool>(0));
+    let via_root_now = row.as_ref().map(|r| r.get::<_, bool>(1));
+    let via_root = cfg.publish_via_partition_root;
+    let with = if via_root {
+        " WITH (publish_via_partition_root = true)"
+    } else {
+        ""
+    };
     let wanted: BTreeSet<TableId> = tables.iter().map(|t| t.id.clone()).collect();
     let table_list = || {
         tables
@@ -76,10 +89,10 @@ pub async fn ensure_publication(
             ))
         }
         (PublicationAutocreateMode::AllTables, None) => {
-            run(format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name)), "creating").await?;
+            run(format!("CREATE PUBLICATION {} FOR ALL TABLES{with}", quote_ident(name)), "creating").await?;
         }
         (PublicationAutocreateMode::NoTables, None) => {
-            run(format!("CREATE PUBLICATION {}", quote_ident(name)), "creating").await?;
+            run(format!("CREATE PUBLICATION {}{with}", quote_ident(name)), "creating").await?;
         }
         (PublicationAutocreateMode::Filtered, existing) => {
             if tables.is_empty() {
@@ -92,10 +105,27 @@ pub async fn ensure_publication(
             }
             match existing {
                 None => {
-                    run(format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(name), table_list()), "creating")
-                        .await?
+                    run(
+                        format!("CREATE PUBLICATION {} FOR TABLE {}{with}", quote_ident(name), table_list()),
+                        "creating",
+                    )
+                    .await?
                 }
-                Some(true) => {}
+                Some(_) if via_root_now != Some(via_root) => {
+                    // This mode manages the publication: align the flag first.
+                    run(
+                        format!(
+                            "ALTER PUBLICATION {} SET (publish_via_partition_root = {via_root})",
+                            quote_ident(name)
+                        ),
+                        "altering",
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+            match existing {
+                None | Some(true) => {}
                 Some(false) => {
                     let current = published(client, name).await?;
                     if current != wanted {
@@ -105,7 +135,29 @@ pub async fn ensure_publication(
                 }
             }
         }
-        (_, Some(_)) => {}
+        (_, Some(_)) => {
+            if via_root_now != Some(via_root) {
+                tracing::warn!(
+                    publication = %name,
+                    "publish.via.partition.root={via_root} but the existing publication has \
+                     publish_via_partition_root={}; it is used as is",
+                    !via_root
+                );
+            }
+        }
+    }
+    let partitioned: Vec<String> = tables
+        .iter()
+        .filter(|t| t.partitioned)
+        .map(|t| t.id.to_string())
+        .collect();
+    if !partitioned.is_empty() && !via_root {
+        tracing::warn!(
+            tables = %partitioned.join(", "),
+            "captured partitioned tables without publish.via.partition.root=true: PostgreSQL \
+             publishes their changes under the partitions' names, which table.include.list must \
+             then match; set publish.via.partition.root=true to stream them as the root table"
+        );
     }
     let published_now = published(client, name).await?;
     let missing: Vec<String> = wanted

@@ -252,9 +252,38 @@ pub fn replication_config(cfg: &SourceConfig, ack_lsn: Option<Lsn>) -> Replicati
     rc
 }
 
+/// [`wire_error`] for errors of a replication connection opened with
+/// `cfg`: TLS and authentication failures become [`Error::Tls`] /
+/// [`Error::Authentication`] with what to do.
+pub fn wire_connect_error(e: PgWireError, cfg: &SourceConfig) -> Error {
+    match e {
+        PgWireError::Tls(detail) => crate::source::tls::tls_error("replication", cfg, detail),
+        e => wire_error(e, &cfg.slot_name),
+    }
+}
+
 /// Maps a replication-protocol error to a typed error, recognising the
 /// server's slot errors.
 pub fn wire_error(e: PgWireError, slot: &str) -> Error {
+    match e {
+        PgWireError::Auth(detail) => {
+            return Error::Authentication {
+                connection: "replication",
+                detail,
+            }
+        }
+        PgWireError::Server(detail)
+            if detail.contains("28P01")
+                || detail.contains("password authentication failed")
+                || detail.contains("no pg_hba.conf entry") =>
+        {
+            return Error::Authentication {
+                connection: "replication",
+                detail,
+            }
+        }
+        _ => {}
+    }
     let text = e.to_string();
     if let Some(rest) = text.split("is active for PID ").nth(1) {
         let pid = rest
@@ -330,7 +359,7 @@ impl std::fmt::Debug for CreatedSlot {
 pub async fn create_slot(cfg: &SourceConfig, export: bool) -> Result<CreatedSlot> {
     let mut client = ReplicationClient::connect_gated(replication_config(cfg, None))
         .await
-        .map_err(|e| wire_error(e, &cfg.slot_name))?;
+        .map_err(|e| wire_connect_error(e, cfg))?;
     let sql = format!(
         "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT '{}')",
         quote_ident(&cfg.slot_name),
@@ -339,7 +368,7 @@ pub async fn create_slot(cfg: &SourceConfig, export: bool) -> Result<CreatedSlot
     let rows = client
         .simple_query(&sql)
         .await
-        .map_err(|e| wire_error(e, &cfg.slot_name))?;
+        .map_err(|e| wire_connect_error(e, cfg))?;
     let row = rows.into_iter().next().ok_or_else(|| Error::Replication {
         detail: "CREATE_REPLICATION_SLOT returned no row".into(),
         retriable: false,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cdc_envelope::{
-    ChangeEvent, LogicalMessage, Lsn, Op, Position, SnapshotMarker, SourceInfo, TableId,
-    TableSchema, TransactionBlock,
+    ChangeEvent, KeyChange, LogicalMessage, Lsn, Op, Position, SnapshotMarker, SourceInfo, TableId,
+    TableSchema, TransactionBlock, Value,
 };
 use pgwire_replication::{ReplicationClient, ReplicationEvent};
 use tokio::sync::{mpsc, watch};
@@ -667,6 +667,7 @@ impl<S: OffsetStore> Driver<S> {
                 commit_lsn: snap_lsn,
                 seq,
             },
+            key_change: None,
         }
     }
 
@@ -740,20 +741,20 @@ impl<S: OffsetStore> Driver<S> {
                 client
                     .start()
                     .await
-                    .map_err(|e| slot::wire_error(e, &name))?;
+                    .map_err(|e| slot::wire_connect_error(e, &self.cfg))?;
                 client
             }
             None => {
                 ReplicationClient::connect(slot::replication_config(&self.cfg, Some(self.flushed)))
                     .await
-                    .map_err(|e| slot::wire_error(e, &name))?
+                    .map_err(|e| slot::wire_connect_error(e, &self.cfg))?
             }
         };
         let client = self.client.insert(client);
         client
             .wait_started()
             .await
-            .map_err(|e| slot::wire_error(e, &name))?;
+            .map_err(|e| slot::wire_connect_error(e, &self.cfg))?;
         tracing::info!(slot = %name, flushed = %self.flushed, "streaming started");
         let mut heartbeat = self.cfg.heartbeat_interval.map(|d| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
@@ -989,6 +990,7 @@ impl<S: OffsetStore> Driver<S> {
             transaction: None,
             message: None,
             position: pos,
+            key_change: None,
         }
     }
 
@@ -1141,7 +1143,9 @@ impl<S: OffsetStore> Driver<S> {
         let key_changed = kind == ChangeKind::Update
             && schema.has_key()
             && match (&before, &after) {
-                (Some(b), Some(a)) => schema.key_indices().any(|i| b.get(i) != a.get(i)),
+                (Some(b), Some(a)) => schema
+                    .key_indices()
+                    .any(|i| !same_key_value(b.get(i), a.get(i))),
                 _ => false,
             };
         if key_changed {
@@ -1155,11 +1159,24 @@ impl<S: OffsetStore> Driver<S> {
             if !captured || skipped.update {
                 return Ok(());
             }
+            // Each half carries the other's key (Debezium's
+            // `__debezium.newkey` / `__debezium.oldkey` headers).
+            let key_of = |row: &Option<Row>| -> Row {
+                row.as_ref().map_or_else(Vec::new, |r| {
+                    schema
+                        .key_indices()
+                        .map(|i| r.get(i).cloned().unwrap_or(Value::Null))
+                        .collect()
+                })
+            };
+            let (old_key, new_key) = (key_of(&before), key_of(&after));
             let mut d = self.stream_event(Op::Delete, Some(schema.clone()), lsn, pos_d);
             d.before = before;
+            d.key_change = Some(KeyChange::NewKey(new_key));
             self.emit_change(d, deliver_d).await?;
             let mut c = self.stream_event(Op::Create, Some(schema), lsn, pos_c);
             c.after = after;
+            c.key_change = Some(KeyChange::OldKey(old_key));
             return self.emit_change(c, deliver_c).await;
         }
         let Some((pos, deliver)) = self.next_position() else {
@@ -1177,5 +1194,64 @@ impl<S: OffsetStore> Driver<S> {
         ev.before = before;
         ev.after = after;
         self.emit_change(ev, deliver).await
+    }
+}
+
+/// Key equality as Debezium's `Objects.equals` on key structs: like `==`,
+/// except that floats compare by bits (`Float.equals`), so a NaN key equals
+/// itself and an update of a row with a NaN key is not a key change; and an
+/// unchanged TOASTed value (absent from the WAL record) counts as unchanged.
+fn same_key_value(a: Option<&Value>, b: Option<&Value>) -> bool {
+    fn bits32(f: f32) -> u32 {
+        if f.is_nan() {
+            f32::NAN.to_bits()
+        } else {
+            f.to_bits()
+        }
+    }
+    fn bits64(f: f64) -> u64 {
+        if f.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            f.to_bits()
+        }
+    }
+    match (a, b) {
+        // An unchanged TOASTed key value (not in the new tuple) did not change.
+        (_, Some(Value::Unavailable)) | (Some(Value::Unavailable), _) => true,
+        (Some(Value::Float32(x)), Some(Value::Float32(y))) => bits32(*x) == bits32(*y),
+        (Some(Value::Float64(x)), Some(Value::Float64(y))) => bits64(*x) == bits64(*y),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_equality_like_debezium() {
+        let v = |x: Value| Some(x);
+        assert!(same_key_value(
+            v(Value::Float64(f64::NAN)).as_ref(),
+            v(Value::Float64(f64::NAN)).as_ref()
+        ));
+        assert!(same_key_value(
+            v(Value::Float32(f32::NAN)).as_ref(),
+            v(Value::Float32(-f32::NAN)).as_ref()
+        ));
+        assert!(!same_key_value(
+            v(Value::Float64(1.0)).as_ref(),
+            v(Value::Float64(2.0)).as_ref()
+        ));
+        assert!(same_key_value(
+            v(Value::Text("k".into())).as_ref(),
+            v(Value::Unavailable).as_ref()
+        ));
+        assert!(!same_key_value(
+            v(Value::Int32(1)).as_ref(),
+            v(Value::Int32(2)).as_ref()
+        ));
+        assert!(same_key_value(None, None));
     }
 }

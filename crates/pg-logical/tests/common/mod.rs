@@ -93,7 +93,7 @@ fn numeric(n: &Numeric) -> String {
 
 fn ts(t: &Timestamp) -> String {
     match t {
-        Timestamp::Micros(m) => m.to_string(),
+        Timestamp::PgMicros(_) => t.micros_since_unix_i128().unwrap_or_default().to_string(),
         Timestamp::PosInfinity => "infinity".into(),
         Timestamp::NegInfinity => "-infinity".into(),
     }
