@@ -219,9 +219,41 @@ impl TopicAdmin {
 
     /// Partition count, replication factor and configs of `topic`.
     pub async fn describe(&self, topic: &str) -> Result<TopicDescription> {
+        let (configs, overrides) = self.configs(topic, &AdminOptions::new()).await?;
+        let (partitions, replication_factor) = self.partitions(topic).await?;
+        Ok(TopicDescription {
+            partitions,
+            replication_factor,
+            configs,
+            overrides,
+        })
+    }
+
+    /// Every config of `topic` with its value, and the topic overrides,
+    /// within `timeout` (used by the producer to learn a topic's rules).
+    pub(crate) async fn configs_within(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, String>> {
+        let opts = AdminOptions::new().request_timeout(Some(timeout));
+        match tokio::time::timeout(timeout, self.configs(topic, &opts)).await {
+            Ok(r) => r.map(|(all, _)| all),
+            Err(_) => Err(Error::Timeout {
+                operation: "describe topic configs",
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn configs(
+        &self,
+        topic: &str,
+        opts: &AdminOptions,
+    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
         let described = self
             .admin
-            .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+            .describe_configs([&ResourceSpecifier::Topic(topic)], opts)
             .await
             .map_err(Error::kafka("describe configs"))?;
         let resource = described
@@ -249,13 +281,7 @@ impl TopicAdmin {
                 configs.insert(e.name.clone(), v.clone());
             }
         }
-        let (partitions, replication_factor) = self.partitions(topic).await?;
-        Ok(TopicDescription {
-            partitions,
-            replication_factor,
-            configs,
-            overrides,
-        })
+        Ok((configs, overrides))
     }
 
     /// `(partitions, replication factor)` of `topic` from the cluster

@@ -18,13 +18,31 @@
 //! * A [`RebalanceListener`] can supply the starting offsets of newly
 //!   assigned partitions (offsets stored in the target database for
 //!   exactly-once sinks); they are applied in the assignment itself.
+//!
+//! ## Static membership (`group.instance.id`)
+//!
+//! A member that dies without leaving the group (crash, `SIGKILL`, OOM)
+//! keeps its partitions until the broker's session timeout expires
+//! (`session.timeout.ms`, 45 s by default): nobody consumes them meanwhile.
+//! With static membership (KIP-345) the restarted process rejoins under the
+//! same `group.instance.id`, replaces its dead predecessor at once and gets
+//! the same partitions back, from the last committed offsets, without a
+//! rebalance of the other members. Use [`BatchConsumer::new_static`] (or
+//! set `consumer.override.group.instance.id` in the connector properties);
+//! the id must be unique per live member (a second live member with the same
+//! id fences the first). A static member does not leave the group on
+//! [`BatchConsumer::close`] either: its partitions move to other members only
+//! after `session.timeout.ms` (set with `consumer.override.session.timeout.ms`,
+//! bounded by the broker's `group.min/max.session.timeout.ms`, 6 s – 30 min
+//! by default).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -162,8 +180,30 @@ impl Batch {
 pub struct CommitOutcome {
     /// Committed next offsets.
     pub committed: BTreeMap<TopicPartition, i64>,
-    /// Partitions skipped because they were revoked since the batch was fetched.
+    /// Partitions not committed: revoked since the batch was fetched, or
+    /// refused by the coordinator because the group was rebalancing (see
+    /// `rejected_by_rebalance`). Not committing is always safe: the
+    /// partition's next owner — possibly this consumer again — resumes from
+    /// the last successful commit (records are redelivered, never skipped),
+    /// and a later commit of this consumer covers them if it keeps them.
     pub skipped: Vec<TopicPartition>,
+    /// Set when the coordinator refused the commit because a rebalance was
+    /// under way (`REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION`,
+    /// `UNKNOWN_MEMBER_ID`, `STALE_MEMBER_EPOCH`): nothing was committed.
+    pub rejected_by_rebalance: Option<RDKafkaErrorCode>,
+}
+
+/// Commit errors that mean "the group is rebalancing / this member's
+/// generation is stale", not "the commit is broken".
+fn is_rebalance_rejection(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::StaleMemberEpoch
+            | RDKafkaErrorCode::AssignmentLost
+    )
 }
 
 #[derive(Debug, Default)]
@@ -179,6 +219,8 @@ struct GroupState {
 /// Consumer context: applies assignments, asks the listener for offsets.
 pub struct GroupContext {
     state: Arc<Mutex<GroupState>>,
+    /// Mirror of `GroupState::generation`, read after every poll without the lock.
+    generation: Arc<AtomicU64>,
     listener: Option<Arc<dyn RebalanceListener>>,
 }
 
@@ -228,6 +270,7 @@ impl ConsumerContext for GroupContext {
                     let mut s = self.lock();
                     s.generation += 1;
                     let g = s.generation;
+                    self.generation.store(g, Ordering::Release);
                     for p in &parts {
                         s.assigned.insert(p.clone(), g);
                     }
@@ -271,6 +314,7 @@ impl ConsumerContext for GroupContext {
                 {
                     let mut s = self.lock();
                     s.generation += 1;
+                    self.generation.store(s.generation, Ordering::Release);
                     for p in &parts {
                         s.assigned.remove(p);
                     }
@@ -291,6 +335,7 @@ impl ConsumerContext for GroupContext {
                 {
                     let mut s = self.lock();
                     s.generation += 1;
+                    self.generation.store(s.generation, Ordering::Release);
                     let all: Vec<_> = s.assigned.keys().cloned().collect();
                     s.assigned.clear();
                     s.revoked_events.extend(all);
@@ -305,6 +350,7 @@ impl ConsumerContext for GroupContext {
 pub struct BatchConsumer {
     consumer: Arc<BaseConsumer<GroupContext>>,
     state: Arc<Mutex<GroupState>>,
+    generation: Arc<AtomicU64>,
     options: BatchOptions,
 }
 
@@ -333,18 +379,52 @@ impl BatchConsumer {
         listener: Option<Arc<dyn RebalanceListener>>,
         options: BatchOptions,
     ) -> Result<Self> {
+        Self::with_client_config(config.consumer_config(group_id)?, listener, options)
+    }
+
+    /// A static member of `group_id` with `group.instance.id = instance_id`
+    /// (see the [module docs](self#static-membership-groupinstanceid)): after a
+    /// crash, a consumer created with the same `instance_id` takes over the
+    /// dead member's partitions immediately instead of after the session
+    /// timeout.
+    pub fn new_static(
+        config: &KafkaConfig,
+        group_id: &str,
+        instance_id: &str,
+        listener: Option<Arc<dyn RebalanceListener>>,
+        options: BatchOptions,
+    ) -> Result<Self> {
+        if instance_id.trim().is_empty() {
+            return Err(Error::InvalidConfig {
+                key: "group.instance.id".into(),
+                value: instance_id.into(),
+                expected: "a non-empty id, unique per live member of the group".into(),
+            });
+        }
+        let mut cc = config.consumer_config(group_id)?;
+        cc.set("group.instance.id", instance_id);
+        Self::with_client_config(cc, listener, options)
+    }
+
+    fn with_client_config(
+        cc: rdkafka::ClientConfig,
+        listener: Option<Arc<dyn RebalanceListener>>,
+        options: BatchOptions,
+    ) -> Result<Self> {
         let state = Arc::new(Mutex::new(GroupState::default()));
+        let generation = Arc::new(AtomicU64::new(0));
         let ctx = GroupContext {
             state: state.clone(),
+            generation: generation.clone(),
             listener,
         };
-        let consumer: BaseConsumer<GroupContext> = config
-            .consumer_config(group_id)?
+        let consumer: BaseConsumer<GroupContext> = cc
             .create_with_context(ctx)
             .map_err(Error::kafka("create consumer"))?;
         Ok(Self {
             consumer: Arc::new(consumer),
             state,
+            generation,
             options,
         })
     }
@@ -366,12 +446,15 @@ impl BatchConsumer {
     pub async fn next_batch(&self) -> Result<Batch> {
         let consumer = self.consumer.clone();
         let state = self.state.clone();
+        let generation = self.generation.clone();
         let opts = self.options;
-        blocking(move || fill_batch(&consumer, &state, opts)).await
+        blocking(move || fill_batch(&consumer, &state, &generation, opts)).await
     }
 
     /// Commits the batch's offsets for partitions owned without interruption
-    /// since it was fetched; call it once the batch's data is durable.
+    /// since it was fetched; call it once the batch's data is durable. A
+    /// commit the coordinator refuses because the group is rebalancing is
+    /// not an error: see [`CommitOutcome::rejected_by_rebalance`].
     pub async fn commit(&self, batch: &Batch) -> Result<CommitOutcome> {
         self.commit_offsets(&batch.next_offsets(), batch.generation)
             .await
@@ -405,13 +488,29 @@ impl BatchConsumer {
             return Ok(out);
         }
         let consumer = self.consumer.clone();
-        blocking(move || {
+        let result = blocking(move || {
             consumer
                 .commit(&tpl, CommitMode::Sync)
                 .map_err(Error::kafka("commit offsets"))
         })
-        .await?;
-        Ok(out)
+        .await;
+        match result {
+            Ok(()) => Ok(out),
+            Err(Error::Kafka {
+                code: Some(code), ..
+            }) if is_rebalance_rejection(code) => {
+                tracing::warn!(
+                    ?code,
+                    offsets = ?out.committed,
+                    "commit refused during a rebalance; not committed (redelivered or covered by a later commit)"
+                );
+                let refused = std::mem::take(&mut out.committed);
+                out.skipped.extend(refused.into_keys());
+                out.rejected_by_rebalance = Some(code);
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves the read position of an assigned partition (e.g. to an offset
@@ -451,6 +550,34 @@ impl BatchConsumer {
         .await
     }
 
+    /// Consumer lag per assigned partition: the partition's high watermark
+    /// (last stable offset under `read_committed`) minus this consumer's
+    /// position (the next offset it will fetch). Asks the broker for the
+    /// watermarks; partitions without a position yet are left out.
+    pub async fn lag(&self, timeout: Duration) -> Result<Vec<(TopicPartition, i64)>> {
+        let consumer = self.consumer.clone();
+        blocking(move || {
+            let positions = consumer
+                .position()
+                .map_err(Error::kafka("read consumer positions"))?;
+            let mut out = Vec::new();
+            for e in positions.elements() {
+                let Offset::Offset(pos) = e.offset() else {
+                    continue;
+                };
+                let (_, high) = consumer
+                    .fetch_watermarks(e.topic(), e.partition(), timeout)
+                    .map_err(Error::kafka("fetch watermarks"))?;
+                out.push((
+                    TopicPartition::new(e.topic(), e.partition()),
+                    (high - pos).max(0),
+                ));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Leaves the group (revoking the assignment) without committing.
     pub async fn close(self) -> Result<()> {
         let consumer = self.consumer.clone();
@@ -472,32 +599,70 @@ impl BatchConsumer {
     }
 }
 
+/// Copies a message out of librdkafka.
+fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
+    let headers = match m.headers() {
+        Some(h) if h.count() > 0 => h
+            .iter()
+            .map(|x| Header {
+                key: x.key.to_string(),
+                value: x.value.map(<[u8]>::to_vec),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    ConsumedRecord {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp: m.timestamp().to_millis(),
+    }
+}
+
+/// Records taken between two reads of the clock while librdkafka has
+/// records ready (the deadline is checked at least this often).
+const CLOCK_EVERY: usize = 128;
+
 fn fill_batch(
     consumer: &BaseConsumer<GroupContext>,
     state: &Mutex<GroupState>,
+    generation: &AtomicU64,
     opts: BatchOptions,
 ) -> Result<Batch> {
     let deadline = Instant::now() + opts.max_wait;
     let mut batch = Batch {
         generation: lock(state).generation,
+        records: Vec::with_capacity(opts.max_records.min(4096)),
         ..Batch::default()
     };
+    // While librdkafka has records ready they are taken with non-blocking
+    // polls and the clock is read only every CLOCK_EVERY records; a blocking
+    // poll (bounded by the deadline) happens only when it has none.
+    let mut block = false;
+    let mut taken = 0usize;
     loop {
-        let now = Instant::now();
-        if batch.records.len() >= opts.max_records
-            || batch.bytes >= opts.max_bytes
-            || now >= deadline
-        {
+        if batch.records.len() >= opts.max_records || batch.bytes >= opts.max_bytes {
             break;
         }
-        let wait = if batch.records.is_empty() {
-            deadline - now
+        let wait = if block {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if batch.records.is_empty() {
+                deadline - now
+            } else {
+                (deadline - now).min(Duration::from_millis(50))
+            }
         } else {
-            (deadline - now).min(Duration::from_millis(50))
+            Duration::ZERO
         };
         let polled = consumer.poll(wait);
-        let generation = lock(state).generation;
-        if generation != batch.generation {
+        let current = generation.load(Ordering::Acquire);
+        if current != batch.generation {
             // A rebalance ran inside poll(): keep only records of partitions
             // owned since before it.
             let s = lock(state);
@@ -514,43 +679,28 @@ fn fill_batch(
                 );
             }
             batch.bytes = batch.records.iter().map(ConsumedRecord::size).sum();
-            batch.generation = generation;
+            batch.generation = s.generation;
         }
         match polled {
-            None => {
-                if batch.records.is_empty() && Instant::now() >= deadline {
-                    break;
-                }
-            }
+            // Nothing ready (or only an event was served): block next time.
+            None => block = true,
             Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| Header {
-                                key: x.key.to_string(),
-                                value: x.value.map(<[u8]>::to_vec),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let r = ConsumedRecord {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                    timestamp: m.timestamp().to_millis(),
-                };
+                block = false;
+                let r = record_of(&m);
+                drop(m);
                 batch.bytes += r.size();
                 batch.records.push(r);
+                taken += 1;
+                if taken.is_multiple_of(CLOCK_EVERY) && Instant::now() >= deadline {
+                    break;
+                }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => {
                 let err = Error::kafka("consume")(e);
                 if err.is_retriable() {
                     tracing::warn!(error = %err, "transient consumer error");
+                    block = true;
                 } else {
                     return Err(err);
                 }
@@ -575,4 +725,35 @@ fn fill_batch(
     dedup(&mut batch.revoked);
     dedup(&mut batch.assigned);
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_membership_needs_an_instance_id() {
+        let props = [("bootstrap.servers".to_string(), "127.0.0.1:1".to_string())]
+            .into_iter()
+            .collect();
+        let cfg = KafkaConfig::from_properties(&props).expect("valid");
+        match BatchConsumer::new_static(&cfg, "g", " ", None, BatchOptions::default()) {
+            Err(Error::InvalidConfig { key, .. }) => assert_eq!(key, "group.instance.id"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            BatchConsumer::new_static(&cfg, "g", "member-1", None, BatchOptions::default()).is_ok()
+        );
+    }
+
+    #[test]
+    fn rebalance_rejections() {
+        assert!(is_rebalance_rejection(
+            RDKafkaErrorCode::RebalanceInProgress
+        ));
+        assert!(is_rebalance_rejection(RDKafkaErrorCode::IllegalGeneration));
+        assert!(!is_rebalance_rejection(
+            RDKafkaErrorCode::GroupAuthorizationFailed
+        ));
+    }
 }

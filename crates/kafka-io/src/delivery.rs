@@ -28,13 +28,19 @@ enum Slot {
     Pending,
     Acked,
     Failed,
+    /// Unregistered: skipped by the watermark as if never registered.
+    Cancelled,
 }
 
 /// Registered records in sequence order; the front is the oldest record not
-/// yet below the watermark. Acks find their slot by binary search.
+/// yet below the watermark. `base` is the registration index of the front
+/// slot, so a record whose registration index is known (the producer keeps
+/// it as librdkafka's per-message opaque) is found in O(1); acks by sequence
+/// number alone find their slot by binary search.
 #[derive(Debug, Default)]
 struct State {
     last_registered: Option<u64>,
+    base: u64,
     slots: VecDeque<(u64, Slot)>,
     in_flight: usize,
     watermark: Option<u64>,
@@ -43,15 +49,44 @@ struct State {
 
 impl State {
     fn advance(&mut self) -> Option<u64> {
-        while let Some(&(seq, Slot::Acked)) = self.slots.front() {
+        while let Some(&(seq, slot)) = self.slots.front() {
+            match slot {
+                Slot::Acked => self.watermark = Some(seq),
+                Slot::Cancelled => {}
+                Slot::Pending | Slot::Failed => break,
+            }
             self.slots.pop_front();
-            self.watermark = Some(seq);
+            self.base += 1;
         }
         self.watermark
     }
 
     fn find(&self, seq: u64) -> Option<usize> {
         self.slots.binary_search_by_key(&seq, |(s, _)| *s).ok()
+    }
+
+    /// Slot position of registration index `index` if it is still pending.
+    fn pending_at(&self, index: u64) -> Option<usize> {
+        let i = usize::try_from(index.checked_sub(self.base)?).ok()?;
+        (self.slots.get(i)?.1 == Slot::Pending).then_some(i)
+    }
+
+    /// Marks the pending slot `i` acked; returns the new watermark and
+    /// whether it moved.
+    fn ack_slot(&mut self, i: usize) -> (Option<u64>, bool) {
+        self.slots[i].1 = Slot::Acked;
+        self.in_flight -= 1;
+        if i != 0 {
+            return (self.watermark, false);
+        }
+        (self.advance(), true)
+    }
+
+    fn fail_slot(&mut self, i: usize) {
+        let seq = self.slots[i].0;
+        self.slots[i].1 = Slot::Failed;
+        self.in_flight -= 1;
+        self.failed = Some(self.failed.map_or(seq, |f| f.min(seq)));
     }
 }
 
@@ -86,6 +121,13 @@ impl DeliveryTracker {
     /// Registers `seq` as in flight. Sequence numbers must strictly increase
     /// (gaps are fine, e.g. LSNs).
     pub fn register(&self, seq: u64) -> Result<()> {
+        self.register_indexed(seq).map(|_| ())
+    }
+
+    /// Like [`register`](Self::register), returning the record's
+    /// registration index for [`ack_indexed`](Self::ack_indexed) and
+    /// [`seq_at`](Self::seq_at) (O(1) instead of a search).
+    pub(crate) fn register_indexed(&self, seq: u64) -> Result<u64> {
         let mut s = self.lock();
         if let Some(last) = s.last_registered {
             if seq <= last {
@@ -95,7 +137,7 @@ impl DeliveryTracker {
         s.last_registered = Some(seq);
         s.slots.push_back((seq, Slot::Pending));
         s.in_flight += 1;
-        Ok(())
+        Ok(s.base + s.slots.len() as u64 - 1)
     }
 
     /// Marks `seq` durable. Returns the new watermark. Unknown or repeated
@@ -105,24 +147,40 @@ impl DeliveryTracker {
         let Some(i) = s.find(seq).filter(|&i| s.slots[i].1 == Slot::Pending) else {
             return s.watermark;
         };
-        s.slots[i].1 = Slot::Acked;
-        s.in_flight -= 1;
-        if i != 0 {
-            return s.watermark;
+        let (wm, moved) = s.ack_slot(i);
+        if moved {
+            // Published under the lock so that receivers never see it go back.
+            self.publish(wm);
         }
-        let wm = s.advance();
-        // Published under the lock so that receivers never see it go back.
-        self.publish(wm);
         wm
+    }
+
+    /// Acks the record registered at `index` (see
+    /// [`register_indexed`](Self::register_indexed)); returns its sequence
+    /// number, `None` when that registration is not pending.
+    pub(crate) fn ack_indexed(&self, index: u64) -> Option<u64> {
+        let mut s = self.lock();
+        let i = s.pending_at(index)?;
+        let seq = s.slots[i].0;
+        let (wm, moved) = s.ack_slot(i);
+        if moved {
+            self.publish(wm);
+        }
+        Some(seq)
+    }
+
+    /// The sequence number of the pending registration `index`.
+    pub(crate) fn seq_at(&self, index: u64) -> Option<u64> {
+        let s = self.lock();
+        let i = s.pending_at(index)?;
+        Some(s.slots[i].0)
     }
 
     /// Marks `seq` as failed for good: the watermark never passes below it.
     pub fn fail(&self, seq: u64) {
         let mut s = self.lock();
         if let Some(i) = s.find(seq).filter(|&i| s.slots[i].1 == Slot::Pending) {
-            s.slots[i].1 = Slot::Failed;
-            s.in_flight -= 1;
-            s.failed = Some(s.failed.map_or(seq, |f| f.min(seq)));
+            s.fail_slot(i);
         }
     }
 
@@ -131,7 +189,8 @@ impl DeliveryTracker {
     pub fn unregister(&self, seq: u64) {
         let mut s = self.lock();
         if let Some(i) = s.find(seq).filter(|&i| s.slots[i].1 == Slot::Pending) {
-            s.slots.remove(i);
+            // Kept in place (registration indexes stay valid) and skipped.
+            s.slots[i].1 = Slot::Cancelled;
             s.in_flight -= 1;
         }
         let wm = s.advance();
@@ -312,6 +371,43 @@ mod tests {
         t.ack(3);
         t.unregister(2);
         assert_eq!(t.watermark(), Some(3));
+    }
+
+    #[test]
+    fn indexed_acks_match_sequence_acks() {
+        let t = DeliveryTracker::new();
+        let idx: Vec<u64> = [5, 7, 9, 11]
+            .iter()
+            .map(|&s| t.register_indexed(s).expect("increasing"))
+            .collect();
+        assert_eq!(idx, vec![0, 1, 2, 3]);
+        assert_eq!(t.seq_at(2), Some(9));
+        assert_eq!(t.ack_indexed(2), Some(9));
+        assert_eq!(t.ack_indexed(2), None, "repeated ack");
+        t.unregister(7);
+        assert_eq!(t.seq_at(1), None, "cancelled");
+        assert_eq!(t.watermark(), None);
+        assert_eq!(t.ack_indexed(0), Some(5));
+        // 5 acked, 7 cancelled (skipped without becoming the watermark), 9 acked.
+        assert_eq!(t.watermark(), Some(9));
+        assert_eq!(t.in_flight(), 1);
+        // Indexes stay valid after the front was popped.
+        assert_eq!(t.register_indexed(12).expect("increasing"), 4);
+        assert_eq!(t.ack(12), Some(9));
+        assert_eq!(t.ack_indexed(3), Some(11));
+        assert_eq!(t.watermark(), Some(12));
+        assert_eq!(t.ack_indexed(99), None, "unknown index");
+    }
+
+    #[test]
+    fn unregistered_front_does_not_become_the_watermark() {
+        let t = DeliveryTracker::new();
+        t.register(1).expect("first");
+        t.register(2).expect("second");
+        t.ack(1);
+        t.unregister(2);
+        assert_eq!(t.watermark(), Some(1));
+        assert_eq!(t.in_flight(), 0);
     }
 
     /// Random permutations of acks: the watermark is always the largest

@@ -2,9 +2,9 @@
 //! with an in-order watermark) and the [`TransactionalProducer`] that commits
 //! a batch of records together with a source position (exactly-once).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -14,7 +14,7 @@ use rdkafka::producer::{
     ThreadedProducer,
 };
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::admin::TopicAdmin;
 use crate::config::{KafkaConfig, TopicSpec};
@@ -164,6 +164,14 @@ pub struct ProducerOptions {
     pub queue_full_backoff_max: Duration,
     /// `executing_class` in DLQ headers.
     pub executing_class: String,
+    /// Read each destination topic's configs once (`DescribeConfigs`) and
+    /// reject, before batching, records the broker would refuse: a record
+    /// without a key to a compacted topic. The broker refuses a whole batch
+    /// for one such record, failing its valid batch-mates too (see
+    /// [`Producer`]); checked here, only the culprit is dead-lettered.
+    /// Without permission to describe a topic the check is skipped (with a
+    /// warning). Default true.
+    pub check_topic_configs: bool,
 }
 
 impl Default for ProducerOptions {
@@ -173,6 +181,7 @@ impl Default for ProducerOptions {
             reporter: None,
             queue_full_backoff_max: Duration::from_millis(100),
             executing_class: "kafka_io::producer::Producer".into(),
+            check_topic_configs: true,
         }
     }
 }
@@ -183,13 +192,119 @@ struct FailedDelivery {
     code: RDKafkaErrorCode,
     message: String,
     record: FailedRecord,
+    /// Reported by the broker for the record's batch (delivery report), as
+    /// opposed to refused by the client before it was queued.
+    from_broker: bool,
+}
+
+/// Broker errors that reject a whole produce batch (one partition's records
+/// of one request) for what may be a single record in it: librdkafka fails
+/// every record of the batch with the same code and does not say which one
+/// was the culprit (the broker's per-record `RecordErrors` are not exposed).
+fn rejects_whole_batch(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidTimestamp
+            | RDKafkaErrorCode::InvalidMessage
+    )
+}
+
+/// What the producer checks per topic before batching.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TopicRules {
+    /// `cleanup.policy` contains `compact`: the broker refuses null keys.
+    requires_key: bool,
+}
+
+impl TopicRules {
+    fn from_configs(configs: &std::collections::BTreeMap<String, String>) -> Self {
+        Self {
+            requires_key: configs
+                .get("cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact")),
+        }
+    }
+
+    /// Why the broker would refuse `record`, if it would.
+    fn violation(&self, record: &Record<'_>) -> Option<String> {
+        (self.requires_key && record.key.is_none()).then(|| {
+            format!(
+                "topic {} is compacted (cleanup.policy contains compact): the broker refuses \
+                 records without a key (InvalidRecord) together with their whole batch; \
+                 refused before batching",
+                record.topic
+            )
+        })
+    }
+}
+
+/// Bound on records handed to librdkafka and not yet resolved: an atomic
+/// counter, with a [`Notify`] touched only while a sender waits (a
+/// semaphore would take a lock on every release, i.e. every delivery).
+#[derive(Debug)]
+struct InFlight {
+    count: AtomicUsize,
+    max: usize,
+    waiting: AtomicBool,
+    space: Notify,
+}
+
+impl InFlight {
+    fn new(max: usize) -> Self {
+        Self {
+            count: AtomicUsize::new(0),
+            max: max.max(1),
+            waiting: AtomicBool::new(false),
+            space: Notify::new(),
+        }
+    }
+
+    /// Takes one slot, waiting while `max` are taken.
+    async fn acquire(&self) {
+        loop {
+            let n = self.count.load(Ordering::SeqCst);
+            if n < self.max {
+                if self
+                    .count
+                    .compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is raised and the count re-read, so
+            // a release in between either is seen here or wakes us.
+            notified.as_mut().enable();
+            self.waiting.store(true, Ordering::SeqCst);
+            if self.count.load(Ordering::SeqCst) < self.max {
+                continue;
+            }
+            notified.await;
+        }
+    }
+
+    /// Gives one slot back.
+    fn release(&self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) && self.waiting.swap(false, Ordering::SeqCst) {
+            self.space.notify_waiters();
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     tracker: Arc<DeliveryTracker>,
-    permits: Semaphore,
+    in_flight: InFlight,
     outstanding_failures: AtomicUsize,
+    /// Set once `fatal` is (checked on every send without taking the lock).
+    has_fatal: AtomicBool,
     fatal: Mutex<Option<(u64, String, RDKafkaErrorCode, String)>>,
     reporter: Option<Arc<ErrorReporter>>,
     executing_class: String,
@@ -199,6 +314,9 @@ struct Shared {
 
 impl Shared {
     fn fatal_error(&self) -> Option<Error> {
+        if !self.has_fatal.load(Ordering::Acquire) {
+            return None;
+        }
         let f = self
             .fatal
             .lock()
@@ -213,14 +331,27 @@ impl Shared {
     }
 
     /// Decides what happens to a record Kafka rejected: DLQ + ack, or fail.
-    async fn resolve(&self, f: FailedDelivery) -> Result<()> {
+    async fn resolve(&self, mut f: FailedDelivery) -> Result<()> {
+        // A batch-level rejection fails valid batch-mates of the culprit
+        // too, with the same code: dead-lettering them would drop good
+        // records from the topic. Stop instead (the watermark stays before
+        // the batch; nothing after it is acknowledged to the source).
+        let whole_batch = f.from_broker && rejects_whole_batch(f.code);
+        if whole_batch {
+            f.message = format!(
+                "{}; the broker rejected the record's whole batch and librdkafka fails every \
+                 record of it, so the culprit cannot be told from valid batch-mates: not \
+                 dead-lettered, the producer stops before it",
+                f.message
+            );
+        }
         let err = Error::Delivery {
             seq: f.seq,
             topic: f.record.topic.clone(),
             code: f.code,
             message: f.message.clone(),
         };
-        let outcome = match (&self.reporter, code_is_retriable(f.code)) {
+        let outcome = match (&self.reporter, code_is_retriable(f.code) || whole_batch) {
             (Some(reporter), false) => {
                 let ctx = ErrorContext {
                     stage: Stage::KafkaProduce,
@@ -249,6 +380,7 @@ impl Shared {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if fatal.is_none() {
                     *fatal = Some((f.seq, f.record.topic, f.code, f.message));
+                    self.has_fatal.store(true, Ordering::Release);
                 }
                 Err(e)
             }
@@ -265,16 +397,22 @@ struct DeliveryContext {
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
+    /// The record's registration index in the tracker (O(1) lookup).
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let seq = seq as u64;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        let index = index as u64;
         match result {
             Ok(_) => {
-                self.shared.tracker.ack(seq);
+                self.shared.tracker.ack_indexed(index);
                 self.shared.acked.fetch_add(1, Ordering::Relaxed);
             }
             Err((e, msg)) => {
+                let Some(seq) = self.shared.tracker.seq_at(index) else {
+                    tracing::error!(index, "delivery report for an unknown registration");
+                    self.shared.in_flight.release();
+                    return;
+                };
                 let headers = msg
                     .headers()
                     .map(|h| {
@@ -303,6 +441,7 @@ impl ProducerContext for DeliveryContext {
                     code: e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
                     message: e.to_string(),
                     record,
+                    from_broker: true,
                 };
                 if let Err(mpsc::error::SendError(f)) = self.failures.send(f) {
                     self.shared.tracker.fail(f.seq);
@@ -312,7 +451,7 @@ impl ProducerContext for DeliveryContext {
                 }
             }
         }
-        self.shared.permits.add_permits(1);
+        self.shared.in_flight.release();
     }
 }
 
@@ -322,10 +461,29 @@ impl ProducerContext for DeliveryContext {
 /// number; [`Producer::watermark`] is the highest one with every record up
 /// to it durable in Kafka (or dead-lettered). Keyed records land in the same
 /// partition as with the Java client (murmur2). Needs a Tokio runtime.
+///
+/// Records Kafka refuses for good are dead-lettered through the
+/// [`ErrorReporter`] (`errors.tolerance`) when the culprit is known: refused
+/// by the client (larger than `message.max.bytes`; no key for a compacted
+/// topic, checked against the topic's configs, see
+/// [`ProducerOptions::check_topic_configs`]) or refused by the broker for
+/// reasons that hold for every record (authorization, unknown topic). A
+/// broker rejection of a whole batch (`InvalidRecord`, `MessageSizeTooLarge`,
+/// `InvalidTimestamp`, `CorruptMessage`, `RecordListTooLarge`) fails every
+/// record of the batch alike, valid ones included: those stop the producer
+/// (the watermark stays before the batch) rather than dead-letter valid
+/// records. Retriable errors are retried by librdkafka (idempotence keeps
+/// the order) until `message.timeout.ms`; one that still reaches us stops
+/// the producer too.
 pub struct Producer {
     inner: ThreadedProducer<DeliveryContext>,
     shared: Arc<Shared>,
     backoff_max: Duration,
+    config: KafkaConfig,
+    check_topic_configs: bool,
+    /// Created on the first topic lookup.
+    admin: tokio::sync::OnceCell<Option<TopicAdmin>>,
+    topic_rules: std::sync::RwLock<std::collections::HashMap<String, TopicRules>>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -343,8 +501,9 @@ impl Producer {
         let cc = config.producer_config()?;
         let shared = Arc::new(Shared {
             tracker: Arc::new(DeliveryTracker::new()),
-            permits: Semaphore::new(options.max_in_flight.max(1)),
+            in_flight: InFlight::new(options.max_in_flight),
             outstanding_failures: AtomicUsize::new(0),
+            has_fatal: AtomicBool::new(false),
             fatal: Mutex::new(None),
             reporter: options.reporter,
             executing_class: options.executing_class,
@@ -370,7 +529,47 @@ impl Producer {
             inner,
             shared,
             backoff_max: options.queue_full_backoff_max,
+            config: config.clone(),
+            check_topic_configs: options.check_topic_configs,
+            admin: tokio::sync::OnceCell::new(),
+            topic_rules: std::sync::RwLock::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The rules of `topic`, described once per topic and cached (also when
+    /// describing fails: then nothing is checked).
+    async fn rules(&self, topic: &str) -> TopicRules {
+        if let Some(r) = self
+            .topic_rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+        {
+            return *r;
+        }
+        let admin = self
+            .admin
+            .get_or_init(|| async {
+                TopicAdmin::new(&self.config)
+                    .map_err(|e| tracing::warn!(error = %e, "no admin client: topic configs are not checked before producing"))
+                    .ok()
+            })
+            .await;
+        let rules = match admin {
+            Some(a) => match a.configs_within(topic, Duration::from_secs(10)).await {
+                Ok(configs) => TopicRules::from_configs(&configs),
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "cannot read the topic's configs: records the broker may refuse are not caught before batching");
+                    TopicRules::default()
+                }
+            },
+            None => TopicRules::default(),
+        };
+        self.topic_rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(topic.to_string(), rules);
+        rules
     }
 
     /// Queues `record` with sequence number `seq` (strictly increasing).
@@ -384,21 +583,42 @@ impl Producer {
         if let Some(e) = self.shared.fatal_error() {
             return Err(e);
         }
-        let permit = self
-            .shared
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Closed {
-                component: "producer",
-            })?;
-        permit.forget();
-        if let Err(e) = self.shared.tracker.register(seq) {
-            self.shared.permits.add_permits(1);
-            return Err(e);
+        let violation = if self.check_topic_configs {
+            self.rules(record.topic).await.violation(record)
+        } else {
+            None
+        };
+        self.shared.in_flight.acquire().await;
+        let index = match self.shared.tracker.register_indexed(seq) {
+            Ok(i) => i,
+            Err(e) => {
+                self.shared.in_flight.release();
+                return Err(e);
+            }
+        };
+        if let Some(message) = violation {
+            self.shared.in_flight.release();
+            return self
+                .shared
+                .resolve(FailedDelivery {
+                    seq,
+                    code: RDKafkaErrorCode::InvalidRecord,
+                    message,
+                    record: record.to_failed(),
+                    from_broker: false,
+                })
+                .await;
         }
+        let Ok(opaque) = usize::try_from(index) else {
+            // Unreachable on 64-bit targets; keeps 32-bit ones honest.
+            self.shared.tracker.unregister(seq);
+            self.shared.in_flight.release();
+            return Err(Error::Closed {
+                component: "producer (registration index overflow)",
+            });
+        };
         let mut backoff = Duration::from_micros(500);
-        let mut br = base_record(record, seq as usize);
+        let mut br = base_record(record, opaque);
         loop {
             match self.inner.send(br) {
                 Ok(()) => return Ok(()),
@@ -408,12 +628,13 @@ impl Producer {
                     backoff = (backoff * 2).min(self.backoff_max);
                 }
                 Err((e, _)) => {
-                    self.shared.permits.add_permits(1);
+                    self.shared.in_flight.release();
                     let f = FailedDelivery {
                         seq,
                         code: e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
                         message: e.to_string(),
                         record: record.to_failed(),
+                        from_broker: false,
                     };
                     return self.shared.resolve(f).await;
                 }
@@ -684,6 +905,13 @@ impl Transaction<'_> {
         let p = self.producer.inner.clone();
         let timeout = self.producer.timeout;
         let result = blocking(move || {
+            // rust-rdkafka's commit_transaction flushes first, and its flush
+            // polls in 100 ms steps: every commit would take ≥ 100 ms. Flush
+            // in 1 ms steps here, so its own flush finds nothing outstanding.
+            let deadline = Instant::now() + timeout;
+            while p.in_flight_count() > 0 && Instant::now() < deadline {
+                let _ = p.flush(Duration::from_millis(1));
+            }
             p.commit_transaction(timeout)
                 .map_err(Error::transaction("commit"))
         })
@@ -730,5 +958,96 @@ impl Drop for Transaction<'_> {
                 .inner
                 .abort_transaction(Duration::from_secs(30));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacted_topics_require_keys() {
+        let configs = |policy: &str| {
+            [("cleanup.policy".to_string(), policy.to_string())]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let keyless = Record::to("t").value(b"v");
+        let keyed = Record::to("t").key(b"k");
+        for policy in ["compact", "delete, compact", "compact,delete"] {
+            let rules = TopicRules::from_configs(&configs(policy));
+            assert!(rules.requires_key, "{policy}");
+            let why = rules.violation(&keyless).expect("refused");
+            assert!(why.contains("compacted"), "{why}");
+            assert_eq!(
+                rules.violation(&keyed),
+                None,
+                "tombstones with a key are fine"
+            );
+        }
+        let rules = TopicRules::from_configs(&configs("delete"));
+        assert_eq!(rules.violation(&keyless), None);
+        assert_eq!(
+            TopicRules::from_configs(&Default::default()),
+            TopicRules::default()
+        );
+    }
+
+    #[test]
+    fn whole_batch_codes() {
+        assert!(rejects_whole_batch(RDKafkaErrorCode::InvalidRecord));
+        assert!(rejects_whole_batch(RDKafkaErrorCode::InvalidTimestamp));
+        assert!(!rejects_whole_batch(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+        ));
+    }
+
+    #[tokio::test]
+    async fn in_flight_waits_for_a_release() {
+        let f = Arc::new(InFlight::new(2));
+        f.acquire().await;
+        f.acquire().await;
+        let waiter = {
+            let f = f.clone();
+            tokio::spawn(async move { f.acquire().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "a third slot must wait");
+        f.release();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by the release")
+            .expect("task");
+        assert_eq!(f.count.load(Ordering::SeqCst), 2);
+        assert!(!f.waiting.load(Ordering::SeqCst));
+    }
+
+    /// Many senders and releasers racing: every acquire completes and the
+    /// bound is never exceeded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_flight_under_contention() {
+        let f = Arc::new(InFlight::new(3));
+        let held = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (f, held) = (f.clone(), held.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    f.acquire().await;
+                    let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(now <= 3, "bound exceeded: {now}");
+                    tokio::task::yield_now().await;
+                    held.fetch_sub(1, Ordering::SeqCst);
+                    f.release();
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(60), t)
+                .await
+                .expect("no lost wake-up")
+                .expect("task");
+        }
+        assert_eq!(f.count.load(Ordering::SeqCst), 0);
     }
 }

@@ -12,6 +12,7 @@ use kafka_io::{
     ConsumedRecord, Error, ErrorReporter, Header, KafkaConfig, Producer, ProducerOptions, Record,
     TopicAdmin, TopicSpec,
 };
+use rdkafka::error::RDKafkaErrorCode;
 
 fn header<'a>(r: &'a ConsumedRecord, key: &str) -> Option<&'a [u8]> {
     let matches: Vec<_> = r.headers.iter().filter(|h| h.key == key).collect();
@@ -93,7 +94,8 @@ async fn poison_records_go_to_the_dlq_with_every_header() -> TestResult {
                 .timestamp(1_700_000_000_123),
         )
         .await?;
-    // Rejected by the broker: no key on a compacted topic.
+    // No key on a compacted topic: refused before batching (the broker
+    // would refuse the record's whole batch with InvalidRecord).
     producer
         .send(
             3,
@@ -172,8 +174,9 @@ async fn poison_records_go_to_the_dlq_with_every_header() -> TestResult {
     assert_eq!(header_str(oversized, HEADER_OFFSET), "-1");
     let msg = header_str(oversized, HEADER_EXCEPTION_MESSAGE);
     assert!(msg.contains("MessageSizeTooLarge"), "{msg}");
-    // …the broker-rejected one knows its partition.
-    assert_eq!(header_str(keyless, HEADER_PARTITION), "0");
+    // …and the keyless one, refused before batching (the broker would
+    // have refused its whole batch), was never written either.
+    assert_eq!(header_str(keyless, HEADER_PARTITION), "-1");
     let msg = header_str(keyless, HEADER_EXCEPTION_MESSAGE);
     assert!(msg.contains("InvalidRecord"), "{msg}");
 
@@ -293,5 +296,141 @@ async fn sink_side_failures_carry_the_consumed_coordinates() -> TestResult {
         header_str(r, HEADER_EXCEPTION_STACKTRACE),
         "org.apache.kafka.connect.errors.DataException: unexpected end of JSON\n"
     );
+    Ok(())
+}
+
+/// One keyless record among keyed ones bound for a compacted topic, all in
+/// one producer batch: the broker would refuse the whole batch
+/// (InvalidRecord) and librdkafka would fail every record of it. The
+/// producer refuses the culprit before batching, so only it reaches the DLQ
+/// and its batch-mates reach the topic, in order.
+#[tokio::test]
+async fn a_poison_record_does_not_take_its_batch_mates_to_the_dlq() -> TestResult {
+    init_tracing();
+    let topic = cdc_testkit::unique_name("mixed");
+    let dlq = cdc_testkit::unique_name("dlq_mixed");
+    let mut cfg = dlq_config(&dlq, "all");
+    // One batch for everything below.
+    cfg.producer_overrides.set("linger.ms", "200");
+    TopicAdmin::new(&cfg)?
+        .ensure_topic(
+            &TopicSpec::new(&topic)
+                .partitions(1)
+                .replication_factor(1)
+                .config("cleanup.policy", "compact,delete"),
+        )
+        .await?;
+    let reporter = Arc::new(ErrorReporter::new(&cfg, "c", 0).await?);
+    let producer = Producer::new(
+        &cfg,
+        ProducerOptions {
+            reporter: Some(reporter),
+            ..ProducerOptions::default()
+        },
+    )?;
+    for seq in 1..=20u64 {
+        let key = format!("k{seq}");
+        let r = if seq == 10 {
+            Record::to(&topic).value(b"keyless")
+        } else {
+            Record::to(&topic).key(key.as_bytes()).value(b"v")
+        };
+        producer.send(seq, &r).await?;
+    }
+    let t = Duration::from_secs(60);
+    assert_eq!(producer.flush(t).await?, Some(20));
+    assert_eq!(producer.dead_lettered(), 1);
+
+    let data = consume_n(&cfg, &topic, 19, t).await;
+    let keys: Vec<String> = data
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    let expected: Vec<String> = (1..=20)
+        .filter(|s| *s != 10)
+        .map(|s| format!("k{s}"))
+        .collect();
+    assert_eq!(keys, expected, "every valid record in the topic, in order");
+    let dead = consume_n(&cfg, &dlq, 1, t).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key, None);
+    assert_eq!(dead[0].value.as_deref(), Some(&b"keyless"[..]));
+    let msg = header_str(&dead[0], HEADER_EXCEPTION_MESSAGE);
+    assert!(
+        msg.contains("InvalidRecord") && msg.contains("compacted"),
+        "{msg}"
+    );
+    Ok(())
+}
+
+/// A rejection the producer cannot attribute to one record (the broker
+/// refuses a batch because one record's timestamp is out of range): the
+/// valid batch-mates must not be dead-lettered as if they were poison, so
+/// the producer stops before the batch, even with errors.tolerance=all.
+#[tokio::test]
+async fn a_whole_batch_rejection_stops_instead_of_dead_lettering_valid_records() -> TestResult {
+    init_tracing();
+    let topic = cdc_testkit::unique_name("old_ts");
+    let dlq = cdc_testkit::unique_name("dlq_old_ts");
+    let mut cfg = dlq_config(&dlq, "all");
+    cfg.producer_overrides.set("linger.ms", "200");
+    TopicAdmin::new(&cfg)?
+        .ensure_topic(
+            &TopicSpec::new(&topic)
+                .partitions(1)
+                .replication_factor(1)
+                .config("message.timestamp.type", "CreateTime")
+                .config("message.timestamp.before.max.ms", "3600000"),
+        )
+        .await?;
+    let reporter = Arc::new(ErrorReporter::new(&cfg, "c", 0).await?);
+    let producer = Producer::new(
+        &cfg,
+        ProducerOptions {
+            reporter: Some(reporter),
+            ..ProducerOptions::default()
+        },
+    )?;
+    let t = Duration::from_secs(60);
+    producer
+        .send(1, &Record::to(&topic).key(b"k1").value(b"v"))
+        .await?;
+    assert_eq!(producer.flush(t).await?, Some(1));
+
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64
+        - 2 * 24 * 3600 * 1000;
+    for seq in 2..=11u64 {
+        let key = format!("k{seq}");
+        let mut r = Record::to(&topic).key(key.as_bytes()).value(b"v");
+        if seq == 6 {
+            r = r.timestamp(two_days_ago);
+        }
+        producer.send(seq, &r).await?;
+    }
+    let err = producer
+        .flush(t)
+        .await
+        .expect_err("a batch rejection stops the producer");
+    match &err {
+        Error::Delivery {
+            seq, code, message, ..
+        } => {
+            assert!(
+                *seq <= 6,
+                "the first failure is at or before the culprit: {seq}"
+            );
+            assert_eq!(*code, RDKafkaErrorCode::InvalidTimestamp);
+            assert!(message.contains("whole batch"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(producer.dead_lettered(), 0, "no valid record dead-lettered");
+    assert!(
+        producer.watermark() < Some(6),
+        "nothing acknowledged past the culprit"
+    );
+    assert!(producer.failure().is_some());
     Ok(())
 }

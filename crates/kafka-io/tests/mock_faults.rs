@@ -23,7 +23,14 @@ async fn retriable_produce_errors_are_retried_and_fatal_ones_stop_the_watermark(
         &mock.bootstrap_servers(),
         &[("producer.override.linger.ms", "0")],
     );
-    let producer = Producer::new(&cfg, ProducerOptions::default())?;
+    let producer = Producer::new(
+        &cfg,
+        ProducerOptions {
+            // The mock cluster does not answer DescribeConfigs.
+            check_topic_configs: false,
+            ..ProducerOptions::default()
+        },
+    )?;
 
     producer
         .send(1, &Record::to(topic).key(b"warm").value(b"up"))
