@@ -75,7 +75,9 @@ fn row(id: i32, round: u64) -> Vec<Value> {
             Decimal::parse(&format!("{}.{:02}", 50_000 + id, round % 100)).expect("decimal"),
         )),
         Value::Date(Date::Days(19_000 + id % 1000)),
-        Value::Timestamp(Timestamp::Micros(1_700_000_000_000_000 + i64::from(id))),
+        Value::Timestamp(Timestamp::PgMicros(
+            1_700_000_000_000_000 - Timestamp::PG_EPOCH_UNIX_MICROS + i64::from(id),
+        )),
     ]
 }
 
@@ -96,6 +98,7 @@ fn records(s: &Arc<TableSchema>, round: u64, partitions: i32, offset_base: i64) 
                 transaction: None,
                 message: None,
                 position: Position::default(),
+                key_change: None,
             };
             let p = id % partitions;
             SinkRecord::from_event(TOPIC, p, offset_base + i64::from(id / partitions), ev)
@@ -160,6 +163,24 @@ async fn baseline(client: &tokio_postgres::Client, rows: &[Vec<Value>], batch: u
     }
 }
 
+/// CPU seconds used so far by process `pid` (0: this process), from
+/// `/proc/<pid>/stat` (clock ticks of 10 ms; summed over many rounds).
+fn cpu_of(pid: i32) -> f64 {
+    let path = if pid == 0 {
+        "/proc/self/stat".to_owned()
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -200,35 +221,66 @@ fn benches(c: &mut Criterion) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
     println!("side-by-side, {ROWS} existing rows upserted per round, {rounds} rounds, medians:");
+    let base_pid: i32 = rt
+        .block_on(client.query_one("SELECT pg_backend_pid()", &[]))
+        .expect("pid")
+        .get(0);
     for batch in [500usize, 5000] {
         for path in ["auto", "unnest", "copy"] {
             let mut sink = rt
                 .block_on(JdbcSink::connect(config(&url, &user, &pw, path, batch)))
                 .expect("sink");
+            // The sink's backend: the one other session of this database.
+            let sink_pid: Option<i32> = rt
+                .block_on(client.query_opt(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = 'pg-cdc-sink' ORDER BY backend_start DESC LIMIT 1",
+                    &[],
+                ))
+                .expect("pid")
+                .map(|r| r.get(0));
             let (mut ours, mut base) = (Vec::new(), Vec::new());
+            // CPU seconds: (sink backend, sink client) and (baseline backend, baseline client).
+            let (mut cpu_ours, mut cpu_base) = ((0.0, 0.0), (0.0, 0.0));
             for r in 0..rounds as u64 {
                 offset_base += ROWS as i64;
                 let recs = records(&s, r + 1, 1, offset_base);
+                let (b0, c0) = (sink_pid.map_or(0.0, cpu_of), cpu_of(0));
                 let t = Instant::now();
                 let out = rt.block_on(sink.write(&recs)).expect("write");
                 ours.push(t.elapsed().as_secs_f64());
+                cpu_ours.0 += sink_pid.map_or(0.0, cpu_of) - b0;
+                cpu_ours.1 += cpu_of(0) - c0;
                 assert!(out.failed.is_empty());
                 let rows: Vec<Vec<Value>> = (0..ROWS as i32).map(|id| row(id, r + 2)).collect();
+                let (b0, c0) = (cpu_of(base_pid), cpu_of(0));
                 let t = Instant::now();
                 rt.block_on(baseline(&client, &rows, batch));
                 base.push(t.elapsed().as_secs_f64());
+                cpu_base.0 += cpu_of(base_pid) - b0;
+                cpu_base.1 += cpu_of(0) - c0;
             }
             let median = |v: &mut Vec<f64>| {
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
             };
+            // Ratio of each sink round to the baseline round right after it
+            // (same machine load), then the median of those.
+            let mut paired: Vec<f64> = base.iter().zip(&ours).map(|(b, o)| b / o).collect();
+            let paired = median(&mut paired);
             let (o, b) = (
                 ROWS as f64 / median(&mut ours),
                 ROWS as f64 / median(&mut base),
             );
+            let per = |x: f64| x * 1000.0 / rounds as f64;
             println!(
-                "  batch.size={batch:<5} path={path:<6}  sink {o:>9.0} rows/s   baseline COPY+ON CONFLICT {b:>9.0} rows/s   ratio {:.2}",
-                o / b
+                "  batch.size={batch:<5} path={path:<6}  sink {o:>9.0} rows/s   baseline COPY+ON CONFLICT {b:>9.0} rows/s   ratio {:.2} (paired {paired:.2})   \
+                 CPU ms/round server+client: sink {:.0}+{:.0} baseline {:.0}+{:.0}",
+                o / b,
+                per(cpu_ours.0),
+                per(cpu_ours.1),
+                per(cpu_base.0),
+                per(cpu_base.1),
             );
         }
     }

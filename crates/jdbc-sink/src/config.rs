@@ -3,7 +3,8 @@
 //!
 //! | property | default | notes |
 //! |---|---|---|
-//! | `connection.url` | required | `jdbc:postgresql://host[:port][/db][?params]` (`postgresql://` also accepted); params `user`, `password`, `sslmode`, `sslrootcert`, `currentSchema`, `ApplicationName`, `connectTimeout` |
+//! | `connection.url` | required | `jdbc:postgresql://host[:port][/db][?params]` (`postgresql://` also accepted); params `user`, `password`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `currentSchema`, `ApplicationName`, `connectTimeout` |
+//! | `hibernate.connection.sslmode` / `…sslrootcert` / `…sslcert` / `…sslkey` | from the URL | the JDBC driver properties as the Debezium JDBC sink passes them (see [`crate::tls`] for the modes) |
 //! | `connection.username` / `connection.password` | from the URL | the password never appears in `Debug`, logs or errors |
 //! | `insert.mode` | `insert` | `insert`, `update`, `upsert` |
 //! | `primary.key.mode` | `none` | `none`, `kafka`, `record_key`, `record_value`, `record_header` |
@@ -13,7 +14,7 @@
 //! | `quote.identifiers` | `false` | `false`: names folded to lower case (as PostgreSQL folds unquoted names), still quoted in SQL |
 //! | `schema.evolution` | `none` | `none`, `basic`; `auto.create` / `auto.evolve` = `true` are accepted as aliases |
 //! | `batch.size` | `500` | records per database transaction |
-//! | `use.reduction.buffer` | `false` | accepted; keyed tables are always reduced per batch (same result in one transaction) |
+//! | `use.reduction.buffer` | `true` (Debezium: `false`) | `true`: one row per key with its final state per batch (see [`crate::reduce`]); `false`: every event applied in record order (a repeated key starts new statements) |
 //! | `flush.max.retries` / `flush.retry.delay.ms` | `5` / `1000` | transient database errors |
 //! | `errors.tolerance` | `none` | `all`: failing records are returned for the DLQ and the rest commits |
 //! | `tasks.max` | `1` | writer connections in a [`crate::pool::SinkPool`] |
@@ -68,7 +69,8 @@ pub enum ErrorTolerance {
 pub enum WritePath {
     /// The measured default: `unnest` unless a column is an array.
     Auto,
-    /// One `INSERT … SELECT … FROM UNNEST($1::t[], …)` per group.
+    /// One `INSERT … SELECT … FROM UNNEST($1::row_type[])` per group (rows
+    /// as one array of a session row type).
     Unnest,
     /// Binary `COPY` into a temporary staging table, then `INSERT … SELECT`.
     Copy,
@@ -79,11 +81,11 @@ pub enum WritePath {
 pub enum SslMode {
     /// No TLS.
     Disable,
-    /// TLS if the server wants it (this build: plain).
+    /// TLS if the server offers it (certificate not verified).
     Allow,
-    /// TLS if available (this build: plain).
+    /// TLS if the server offers it (certificate not verified); the default.
     Prefer,
-    /// TLS required.
+    /// TLS required (certificate verified only when `sslrootcert` is given).
     Require,
     /// TLS with CA verification.
     VerifyCa,
@@ -108,8 +110,12 @@ pub struct ConnectionConfig {
     pub password: Option<Secret>,
     /// `sslmode`.
     pub ssl_mode: SslMode,
-    /// `sslrootcert`, when given.
+    /// `sslrootcert`, when given: a PEM file of CA certificates, or `system`.
     pub ssl_root_cert: Option<String>,
+    /// `sslcert`: client certificate (PEM) for certificate authentication.
+    pub ssl_cert: Option<String>,
+    /// `sslkey`: the client certificate's private key (PEM).
+    pub ssl_key: Option<String>,
     /// `currentSchema`: the default schema for unqualified table names.
     pub current_schema: Option<String>,
     /// `ApplicationName`.
@@ -172,6 +178,8 @@ impl ConnectionConfig {
             password: None,
             ssl_mode: SslMode::Prefer,
             ssl_root_cert: None,
+            ssl_cert: None,
+            ssl_key: None,
             current_schema: None,
             application_name: "pg-cdc-sink".to_owned(),
             connect_timeout: None,
@@ -190,20 +198,14 @@ impl ConnectionConfig {
                 "user" => cfg.user = v,
                 "password" => cfg.password = Some(Secret::new(v)),
                 "sslmode" => {
-                    cfg.ssl_mode = match v.as_str() {
-                        "disable" => SslMode::Disable,
-                        "allow" => SslMode::Allow,
-                        "prefer" => SslMode::Prefer,
-                        "require" => SslMode::Require,
-                        "verify-ca" => SslMode::VerifyCa,
-                        "verify-full" => SslMode::VerifyFull,
-                        _ => return Err(bad(
-                            "sslmode must be disable|allow|prefer|require|verify-ca|verify-full",
-                        )),
-                    }
+                    cfg.ssl_mode = parse_ssl_mode(&v).ok_or_else(|| {
+                        bad("sslmode must be disable|allow|prefer|require|verify-ca|verify-full")
+                    })?
                 }
                 "ssl" if v == "true" => cfg.ssl_mode = SslMode::VerifyFull,
                 "sslrootcert" => cfg.ssl_root_cert = Some(v),
+                "sslcert" => cfg.ssl_cert = Some(v),
+                "sslkey" => cfg.ssl_key = Some(v),
                 "currentSchema" => cfg.current_schema = Some(v),
                 "ApplicationName" => cfg.application_name = v,
                 "connectTimeout" => {
@@ -236,10 +238,25 @@ impl ConnectionConfig {
         }
         c.ssl_mode(match self.ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            _ => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
         });
         c
     }
+}
+
+fn parse_ssl_mode(v: &str) -> Option<SslMode> {
+    Some(match v {
+        "disable" => SslMode::Disable,
+        "allow" => SslMode::Allow,
+        "prefer" => SslMode::Prefer,
+        "require" => SslMode::Require,
+        "verify-ca" => SslMode::VerifyCa,
+        "verify-full" => SslMode::VerifyFull,
+        _ => return None,
+    })
 }
 
 fn redact_url(url: &str) -> String {
@@ -296,7 +313,9 @@ pub struct SinkConfig {
     pub auto_evolve: bool,
     /// `batch.size`.
     pub batch_size: usize,
-    /// `use.reduction.buffer`.
+    /// `use.reduction.buffer`: collapse the events of one key in a batch to
+    /// its final state (`true`, the default here) or apply every event in
+    /// record order (`false`).
     pub use_reduction_buffer: bool,
     /// `flush.max.retries`.
     pub max_retries: u32,
@@ -397,16 +416,33 @@ impl SinkConfig {
                 "set connection.username or user= in connection.url",
             ));
         }
-        if matches!(
-            connection.ssl_mode,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-        ) {
-            return Err(SinkError::config(
-                "connection.url",
-                "sslmode=require/verify-ca/verify-full needs TLS, which this build of jdbc-sink does not include yet",
-                "use sslmode=disable or prefer on a trusted network, or terminate TLS in a local proxy",
-            ));
+        // The JDBC driver's connection properties, as the Debezium JDBC sink
+        // passes them through Hibernate (`hibernate.connection.<property>`).
+        for (key, slot) in [
+            ("hibernate.connection.sslmode", 0),
+            ("hibernate.connection.sslrootcert", 1),
+            ("hibernate.connection.sslcert", 2),
+            ("hibernate.connection.sslkey", 3),
+        ] {
+            let Some(v) = props.get(key) else { continue };
+            match slot {
+                0 => {
+                    connection.ssl_mode = parse_ssl_mode(v.trim()).ok_or_else(|| {
+                        SinkError::config(
+                            key,
+                            format!("unknown sslmode {v:?}"),
+                            "use disable, allow, prefer, require, verify-ca or verify-full",
+                        )
+                    })?
+                }
+                1 => connection.ssl_root_cert = Some(v.clone()),
+                2 => connection.ssl_cert = Some(v.clone()),
+                _ => connection.ssl_key = Some(v.clone()),
+            }
         }
+        // Fail at configuration time on TLS settings that cannot work
+        // (missing root certificate, unreadable PEM files).
+        crate::tls::RustlsConnect::from_config(&connection)?;
         let insert_mode = parse_enum(
             props,
             "insert.mode",
@@ -514,7 +550,10 @@ impl SinkConfig {
             auto_create: basic || auto_create_alias,
             auto_evolve: basic || auto_evolve_alias,
             batch_size,
-            use_reduction_buffer: parse_bool(props, "use.reduction.buffer", false)?,
+            // Default true: the batch is one transaction, so collapsing is
+            // invisible except for the secondary-unique-constraint case that
+            // `false` exists for (see `crate::reduce`).
+            use_reduction_buffer: parse_bool(props, "use.reduction.buffer", true)?,
             max_retries: parse_num(props, "flush.max.retries", 5)?,
             retry_delay: Duration::from_millis(parse_num(props, "flush.retry.delay.ms", 1000)?),
             errors_tolerance,

@@ -8,8 +8,6 @@
 use bytes::{BufMut, BytesMut};
 use cdc_envelope::{Array, Date, Decimal, Numeric, PgType, Timestamp, TypeKind, Value};
 
-/// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Days between 1970-01-01 and 2000-01-01.
 const PG_EPOCH_DAYS: i32 = 10_957;
 
@@ -189,6 +187,25 @@ impl WireKind {
         }
     }
 
+    /// A guess of the encoded size of one value with its length prefix
+    /// (for buffer capacity only).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            WireKind::Bool => 5,
+            WireKind::Int2 => 6,
+            WireKind::Int4 | WireKind::Float4 | WireKind::Date => 8,
+            WireKind::Int8
+            | WireKind::Float8
+            | WireKind::Time
+            | WireKind::Timestamp
+            | WireKind::TimestampTz => 12,
+            WireKind::TimeTz | WireKind::Interval => 20,
+            WireKind::Uuid => 20,
+            WireKind::Numeric => 18,
+            _ => 32,
+        }
+    }
+
     /// True for array kinds.
     pub fn is_array(&self) -> bool {
         matches!(self, WireKind::Array(_))
@@ -281,9 +298,11 @@ fn encode_body(out: &mut BytesMut, v: &Value, k: &WireKind) -> Result<(), Encode
         (WireKind::Timestamp, Value::Timestamp(t) | Value::TimestampTz(t))
         | (WireKind::TimestampTz, Value::TimestampTz(t) | Value::Timestamp(t)) => {
             out.put_i64(match t {
-                Timestamp::NegInfinity => i64::MIN,
-                Timestamp::PosInfinity => i64::MAX,
-                Timestamp::Micros(us) => us.checked_sub(PG_EPOCH_MICROS).ok_or_else(range)?,
+                // i64::MIN / i64::MAX are PostgreSQL's ±infinity.
+                Timestamp::PgMicros(us) if *us == i64::MIN || *us == i64::MAX => {
+                    return Err(range())
+                }
+                t => t.to_pg_binary(),
             })
         }
         (WireKind::Interval, Value::Interval(i)) => {
@@ -334,7 +353,16 @@ pub fn write_array_header(out: &mut BytesMut, elem: &WireKind, count: usize, has
     }
 }
 
-/// PostgreSQL binary `numeric`: ndigits, weight, sign, dscale, base-10000 digits.
+/// Sets the "has nulls" flag of an array written by [`write_array_header`]
+/// at the start of `out`.
+pub fn set_array_has_null(out: &mut BytesMut, has_null: bool) {
+    if out.len() >= 8 {
+        out[4..8].copy_from_slice(&i32::from(has_null).to_be_bytes());
+    }
+}
+
+/// PostgreSQL binary `numeric`: ndigits, weight, sign, dscale, base-10000
+/// digits. Reads the decimal's text once per pass, without allocating.
 fn encode_numeric(out: &mut BytesMut, n: &Numeric) {
     let special = |out: &mut BytesMut, sign: u16| {
         out.put_i16(0);
@@ -352,50 +380,42 @@ fn encode_numeric(out: &mut BytesMut, n: &Numeric) {
     let neg = s.starts_with('-');
     let body = s.trim_start_matches(['-', '+']);
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    let int = int.trim_start_matches('0');
+    let int = int.trim_start_matches('0').as_bytes();
+    let frac = frac.as_bytes();
     let dscale = frac.len();
-    // Left-pad the integer part and right-pad the fraction to groups of 4.
-    let int_pad = (4 - int.len() % 4) % 4;
-    let frac_pad = (4 - frac.len() % 4) % 4;
-    let mut digits: Vec<i16> = Vec::with_capacity((int.len() + frac.len()) / 4 + 2);
-    let group = |chunk: &[u8]| {
-        let mut v: i16 = 0;
-        for &b in chunk {
-            v = v * 10 + i16::from(b - b'0');
-        }
-        v
+    // The integer part is left-padded and the fraction right-padded with
+    // zeros to whole groups of 4 decimal digits.
+    let int_groups = int.len().div_ceil(4);
+    let groups = int_groups + frac.len().div_ceil(4);
+    let int_pad = int_groups * 4 - int.len();
+    let digit = |pos: usize| -> i16 {
+        let b = if pos < int_groups * 4 {
+            pos.checked_sub(int_pad).map_or(b'0', |i| int[i])
+        } else {
+            frac.get(pos - int_groups * 4).copied().unwrap_or(b'0')
+        };
+        i16::from(b.wrapping_sub(b'0').min(9))
     };
-    let int_bytes: Vec<u8> = std::iter::repeat_n(b'0', int_pad)
-        .chain(int.bytes())
-        .collect();
-    let frac_bytes: Vec<u8> = frac
-        .bytes()
-        .chain(std::iter::repeat_n(b'0', frac_pad))
-        .collect();
-    for c in int_bytes.chunks(4) {
-        digits.push(group(c));
-    }
-    let int_groups = digits.len() as i16;
-    for c in frac_bytes.chunks(4) {
-        digits.push(group(c));
-    }
-    let mut weight = int_groups - 1;
-    // Strip leading zero groups (each lowers the weight) and trailing ones.
-    let lead = digits.iter().take_while(|&&g| g == 0).count();
-    digits.drain(..lead);
-    weight -= lead as i16;
-    while digits.last() == Some(&0) {
-        digits.pop();
-    }
-    if digits.is_empty() {
-        weight = 0;
-    }
-    out.put_i16(digits.len() as i16);
-    out.put_i16(weight);
-    out.put_u16(if neg && !digits.is_empty() { 0x4000 } else { 0 });
-    out.put_i16(dscale as i16);
-    for g in digits {
-        out.put_i16(g);
+    let group = |g: usize| -> i16 { (0..4).fold(0i16, |v, k| v * 10 + digit(g * 4 + k)) };
+    // Leading zero groups lower the weight; trailing ones are dropped.
+    let first = (0..groups).find(|&g| group(g) != 0);
+    let (first, last) = match first {
+        Some(f) => (f, (f..groups).rev().find(|&g| group(g) != 0).unwrap_or(f)),
+        None => {
+            out.put_i16(0);
+            out.put_i16(0);
+            out.put_u16(0);
+            out.put_i16(i16::try_from(dscale).unwrap_or(i16::MAX));
+            return;
+        }
+    };
+    let weight = int_groups as i64 - 1 - first as i64;
+    out.put_i16(i16::try_from(last + 1 - first).unwrap_or(i16::MAX));
+    out.put_i16(i16::try_from(weight).unwrap_or(i16::MAX));
+    out.put_u16(if neg { 0x4000 } else { 0 });
+    out.put_i16(i16::try_from(dscale).unwrap_or(i16::MAX));
+    for g in first..=last {
+        out.put_i16(group(g));
     }
 }
 
@@ -424,6 +444,23 @@ mod tests {
         // -1: digits [1], weight 0, negative.
         assert_eq!(num("-1"), vec![0, 1, 0, 0, 0x40, 0, 0, 0, 0, 1]);
         assert_eq!(num("0"), vec![0, 0, 0, 0, 0, 0, 0, 0]);
+        // 0.00: no digits, dscale kept.
+        assert_eq!(num("0.00"), vec![0, 0, 0, 0, 0, 0, 0, 2]);
+        // 10000.5: digits [1, 0, 5000], weight 1, dscale 1.
+        assert_eq!(
+            num("10000.5"),
+            vec![0, 3, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0x13, 0x88]
+        );
+        // -12345678.9: digits [1234, 5678, 9000], weight 1.
+        assert_eq!(
+            num("-12345678.9"),
+            vec![0, 3, 0, 1, 0x40, 0, 0, 1, 0x04, 0xd2, 0x16, 0x2e, 0x23, 0x28]
+        );
+        // 0.00001: digits [0, 1000] → leading zero group dropped, weight -2.
+        assert_eq!(
+            num("0.00001"),
+            vec![0, 1, 0xff, 0xfe, 0, 0, 0, 5, 0x03, 0xe8]
+        );
     }
 
     #[test]

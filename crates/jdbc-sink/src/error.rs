@@ -58,6 +58,16 @@ pub enum SinkError {
         /// Why.
         error: RecordError,
     },
+    /// The TLS handshake with the target failed (certificate not trusted,
+    /// wrong host name, server without TLS while `sslmode` requires it).
+    /// Not retried: retrying cannot fix it.
+    #[error("TLS connection to the target failed: {reason}; {hint}")]
+    Tls {
+        /// What failed (the TLS library's reason).
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
     /// The sink was shut down or a writer task ended.
     #[error("sink closed: {0}")]
     Closed(String),

@@ -11,15 +11,23 @@ use std::fmt;
 /// The workspace's one identifier-quoting helper.
 pub use cdc_envelope::ident::quote_ident;
 
-/// Quotes a string literal (`'…'`, embedded quotes doubled, NUL dropped).
-/// Correct under `standard_conforming_strings = on` (the default since
-/// PostgreSQL 9.1); the sink sets it on every connection.
+/// Quotes a string literal for the one place a value reaches SQL text (a
+/// column `DEFAULT` in DDL, which PostgreSQL cannot bind). Quotes are
+/// doubled and NUL (which `text` cannot hold) dropped; a value with a
+/// backslash is written as an escape string `E'…'` with the backslash
+/// doubled, so the literal reads the same whatever the session's
+/// `standard_conforming_strings` (the sink also sets it `on`).
 pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
+    let escape = value.contains('\\');
+    let mut out = String::with_capacity(value.len() + 3);
+    if escape {
+        out.push('E');
+    }
     out.push('\'');
     for c in value.chars() {
         match c {
             '\'' => out.push_str("''"),
+            '\\' if escape => out.push_str("\\\\"),
             '\0' => {}
             c => out.push(c),
         }
@@ -135,6 +143,8 @@ mod tests {
         );
         assert_eq!(quote_ident("nul\0l"), "\"null\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
+        assert_eq!(quote_literal("x\0y"), "'xy'");
     }
 
     #[test]
@@ -147,6 +157,17 @@ mod tests {
             Some("'a''b'")
         );
         assert_eq!(safe_default("'x'); DROP TABLE t; --"), None);
+        assert_eq!(safe_default("'x'::text; DROP TABLE t"), None);
+        assert_eq!(safe_default("E'\\x27; DROP TABLE t; --'"), None);
+        assert_eq!(safe_default("$$x$$"), None);
+        assert_eq!(safe_default("'unterminated"), None);
+        assert_eq!(safe_default("1e5"), None);
+        assert_eq!(safe_default("--1"), None);
+        // Accepted strings are re-quoted from their content, never passed through.
+        assert_eq!(
+            safe_default("'a'';b\\'::text").as_deref(),
+            Some("E'a'';b\\\\'")
+        );
         assert_eq!(safe_default("now()"), None);
         assert_eq!(safe_default("1; DROP"), None);
     }

@@ -11,18 +11,24 @@
 //!                                                   │
 //!   JdbcSink::write ── per batch.size records, one transaction ─────────────────────────────┐
 //!     reduce   : key per primary.key.mode, final state per key, TOAST-aware merge           │
+//!                (use.reduction.buffer=false: record order, a repeated key → new segment)   │
 //!     ddl      : catalog cache, CREATE TABLE / ADD COLUMN (schema.evolution=basic)          │
-//!     write    : INSERT … SELECT … FROM UNNEST($1::t[],…) [ON CONFLICT … DO UPDATE] /       │
+//!     write    : INSERT … SELECT … FROM UNNEST($1::pg_temp.row_t[]) [ON CONFLICT … UPDATE] │
 //!                UPDATE … FROM / DELETE … USING; or binary COPY into a staging table        │
 //!     offsets  : __pgcdc_sink_offsets upsert ─ same transaction ─ COMMIT ◀──────────────────┘
-//!   failing record → savepoint rollback + bisection → BatchOutcome.failed (for the DLQ)
-//!   transient error (08xxx, 40001, 40P01, 57P0x) → rollback, backoff, reconnect, retry
+//!   fast path: no savepoint; slices planned + encoded while the server runs the previous
+//!              slice's statement (pipelined), offsets + COMMIT queued behind them
+//!   failing record → whole transaction rolled back, redone with savepoint + bisection
+//!                  → BatchOutcome.failed (for the DLQ)
+//!   transient error (08xxx, 40001, 40P01, 55P03, 57P0x) → rollback, backoff, reconnect, retry
+//!   TLS (sslmode, sslrootcert, sslcert/sslkey): rustls, see [`tls`]
 //! ```
 //!
 //! Modules: [`config`] (properties), [`ident`] (the one quoting helper),
 //! [`naming`] (`table.name.format`), [`reduce`] (batch reduction), [`ddl`]
 //! (schema evolution), [`encode`] (binary values), [`write`](mod@write) (SQL),
 //! [`offsets`] (exactly-once), [`sink`] (one connection), [`pool`] (many),
+//! [`tls`] (rustls for `sslmode`),
 //! [`record`] (input / output), [`error`].
 //!
 //! ```no_run
@@ -67,6 +73,7 @@ pub mod pool;
 pub mod record;
 pub mod reduce;
 pub mod sink;
+pub mod tls;
 pub mod write;
 
 pub use config::{ErrorTolerance, InsertMode, PrimaryKeyMode, SinkConfig, WritePath};

@@ -13,8 +13,13 @@
 //! * a truncate drops everything pending for the table and truncates first.
 //!
 //! Everything happens in one transaction, so the final state is all the
-//! target ever shows: reduction is always on for keyed tables
-//! (`use.reduction.buffer` is accepted for compatibility).
+//! target ever shows: reduction is on by default (`use.reduction.buffer=true`,
+//! unlike Debezium's default `false`). With `use.reduction.buffer=false`
+//! every event is applied in record order, as the Debezium JDBC sink does
+//! without its reduction buffer: a key that repeats within the batch starts
+//! a new segment of the table (a new set of statements, run after the
+//! previous ones), so a secondary unique constraint that the events satisfy
+//! one by one is never violated by the collapsed order.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -85,15 +90,15 @@ pub struct TablePlan<'a> {
 #[derive(Debug)]
 enum Change<'a> {
     Skip,
-    Truncate(QualifiedName),
+    Truncate(Arc<QualifiedName>),
     Write {
-        target: QualifiedName,
+        target: Arc<QualifiedName>,
         columns: Arc<Vec<SinkColumn>>,
         cells: Vec<Cell<'a>>,
-        key: Vec<usize>,
+        key: Arc<[usize]>,
     },
     Delete {
-        target: QualifiedName,
+        target: Arc<QualifiedName>,
         columns: Vec<SinkColumn>,
         key_values: Vec<Cell<'a>>,
     },
@@ -103,10 +108,10 @@ enum Change<'a> {
 /// neither schema nor source block).
 #[derive(Debug, Default, Clone)]
 pub struct TopicMemory {
-    tables: HashMap<String, (QualifiedName, Vec<SinkColumn>)>,
+    tables: HashMap<String, (Arc<QualifiedName>, Vec<SinkColumn>)>,
     /// Resolved target and columns per (schema `Arc`, topic): events of one
     /// schema version share the `Arc`, so this is computed once per version.
-    shapes: HashMap<usize, Shape>,
+    shapes: HashMap<usize, Arc<Shape>>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,11 +119,11 @@ struct Shape {
     /// Keeps the schema alive so its address stays unique.
     schema: Arc<TableSchema>,
     topic: String,
-    target: QualifiedName,
+    target: Arc<QualifiedName>,
     columns: Arc<Vec<SinkColumn>>,
     /// `record_key` mode: the key names the key indices were computed for.
     key_names: Option<Vec<String>>,
-    key: Vec<usize>,
+    key: Arc<[usize]>,
     /// For each key column, the position of its value in the record key.
     key_src: Vec<Option<usize>>,
 }
@@ -171,34 +176,67 @@ fn type_of_value(v: &Value) -> PgType {
     }
 }
 
+/// A reduction key: the key values in binary wire form, inline when short
+/// (a single `int4`/`int8`/`uuid` key never allocates).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyBytes {
+    Inline {
+        len: u8,
+        bytes: [u8; KeyBytes::INLINE],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl KeyBytes {
+    const INLINE: usize = 30;
+
+    fn new(b: &[u8]) -> Self {
+        if b.len() <= Self::INLINE {
+            let mut bytes = [0u8; Self::INLINE];
+            bytes[..b.len()].copy_from_slice(b);
+            KeyBytes::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyBytes::Heap(b.into())
+        }
+    }
+}
+
+/// Encodes key values into `scratch` (cleared first).
 fn key_bytes<'v>(
+    scratch: &mut BytesMut,
     pairs: impl Iterator<Item = (&'v Value, &'v WireKind)>,
-) -> Result<Vec<u8>, RecordError> {
-    let mut b = BytesMut::with_capacity(32);
+) -> Result<KeyBytes, RecordError> {
+    scratch.clear();
     for (v, k) in pairs {
         if v.is_unavailable() {
             return Err(RecordError::data("key column value is unavailable"));
         }
-        encode_field(&mut b, v, k).map_err(|e| RecordError::data(format!("key: {}", e.0)))?;
+        encode_field(scratch, v, k).map_err(|e| RecordError::data(format!("key: {}", e.0)))?;
     }
-    Ok(b.to_vec())
+    Ok(KeyBytes::new(scratch))
 }
 
 struct Extractor<'a> {
     config: &'a SinkConfig,
     default_schema: Option<&'a str>,
     memory: &'a mut TopicMemory,
+    /// The shape whose (topic → target, key) was last recorded for
+    /// tombstones: records of the same shape need not record it again.
+    registered: Option<Arc<Shape>>,
 }
 
 impl Extractor<'_> {
-    fn target(&self, rec: &SinkRecord, table: &TableSchema) -> QualifiedName {
-        self.config.table_name_format.resolve(
+    fn target(&self, rec: &SinkRecord, table: &TableSchema) -> Arc<QualifiedName> {
+        Arc::new(self.config.table_name_format.resolve(
             &rec.topic,
             &table.id.schema,
             &table.id.table,
             self.config.quote_identifiers,
             self.default_schema,
-        )
+        ))
     }
 
     fn extract<'r>(&mut self, rec: &'r SinkRecord) -> Result<Change<'r>, RecordError> {
@@ -214,13 +252,13 @@ impl Extractor<'_> {
                 }
                 let target = match &ev.table {
                     Some(t) => self.target(rec, t),
-                    None => self.config.table_name_format.resolve(
+                    None => Arc::new(self.config.table_name_format.resolve(
                         &rec.topic,
                         &ev.source.schema,
                         &ev.source.table,
                         q,
                         self.default_schema,
-                    ),
+                    )),
                 };
                 return Ok(Change::Truncate(target));
             }
@@ -231,24 +269,15 @@ impl Extractor<'_> {
             .as_ref()
             .ok_or_else(|| RecordError::data("change event without a table schema"))?;
         let shape_key = Arc::as_ptr(table) as usize;
-        let hit = self
+        let cached: Option<Arc<Shape>> = self
             .memory
             .shapes
             .get(&shape_key)
-            .filter(|s| Arc::ptr_eq(&s.schema, table) && s.topic == rec.topic);
-        let (target, mut columns) = match hit {
-            Some(s) => (s.target.clone(), Arc::clone(&s.columns)),
-            _ => {
-                let cols: Vec<SinkColumn> = table
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        sink_column(&c.name, &c.pg_type, c.optional, c.default_expr.clone(), q)
-                    })
-                    .collect();
-                (self.target(rec, table), Arc::new(cols))
-            }
-        };
+            .filter(|s| Arc::ptr_eq(&s.schema, table) && s.topic == rec.topic)
+            .cloned();
+        let ncols = cached
+            .as_ref()
+            .map_or(table.columns.len(), |s| s.columns.len());
         let is_delete = ev.op == Op::Delete;
         let row = if is_delete {
             ev.before.as_ref()
@@ -256,8 +285,12 @@ impl Extractor<'_> {
             ev.after.as_ref()
         };
         let mut cells: Vec<Cell<'r>> = match row {
-            Some(r) => r.iter().map(Cow::Borrowed).collect(),
-            None if is_delete => vec![unavailable(); columns.len()],
+            Some(r) => {
+                let mut v = Vec::with_capacity(ncols.max(r.len()));
+                v.extend(r.iter().map(Cow::Borrowed));
+                v
+            }
+            None if is_delete => vec![unavailable(); ncols],
             None => {
                 return Err(RecordError::data(format!(
                     "op {} without an after image",
@@ -265,11 +298,32 @@ impl Extractor<'_> {
                 )))
             }
         };
-        cells.resize(columns.len(), unavailable());
-        let fast = self.fast_key(rec, table, &mut cells);
-        let key = match fast {
-            Some(k) => k,
+        let fast = cached
+            .as_ref()
+            .filter(|s| self.fast_key(rec, s, &mut cells));
+        let shape: Arc<Shape> = match fast {
+            Some(s) => Arc::clone(s),
             None => {
+                let (target, mut columns) = match &cached {
+                    Some(s) => (Arc::clone(&s.target), Arc::clone(&s.columns)),
+                    None => {
+                        let cols: Vec<SinkColumn> = table
+                            .columns
+                            .iter()
+                            .map(|c| {
+                                sink_column(
+                                    &c.name,
+                                    &c.pg_type,
+                                    c.optional,
+                                    c.default_expr.clone(),
+                                    q,
+                                )
+                            })
+                            .collect();
+                        (self.target(rec, table), Arc::new(cols))
+                    }
+                };
+                cells.resize(columns.len(), unavailable());
                 let key = self.key_columns(rec, table, &mut columns, &mut cells)?;
                 if self.memory.shapes.len() > 1024 {
                     self.memory.shapes.clear();
@@ -285,34 +339,43 @@ impl Extractor<'_> {
                         })
                     })
                     .collect();
-                self.memory.shapes.insert(
-                    shape_key,
-                    Shape {
-                        schema: Arc::clone(table),
-                        topic: rec.topic.clone(),
-                        target: target.clone(),
-                        columns: Arc::clone(&columns),
-                        key_names,
-                        key: key.clone(),
-                        key_src,
-                    },
-                );
-                key
+                let shape = Arc::new(Shape {
+                    schema: Arc::clone(table),
+                    topic: rec.topic.clone(),
+                    target,
+                    columns,
+                    key_names,
+                    key: key.into(),
+                    key_src,
+                });
+                self.memory.shapes.insert(shape_key, Arc::clone(&shape));
+                shape
             }
         };
-        let known = self.memory.tables.get(&rec.topic).is_some_and(|(t, k)| {
-            *t == target
-                && k.len() == key.len()
-                && k.iter().zip(&key).all(|(a, &b)| a.name == columns[b].name)
-        });
-        if !known {
-            self.memory.tables.insert(
-                rec.topic.clone(),
-                (
-                    target.clone(),
-                    key.iter().map(|&i| columns[i].clone()).collect(),
-                ),
-            );
+        cells.resize(shape.columns.len(), unavailable());
+        let (target, columns, key) = (&shape.target, &shape.columns, &shape.key);
+        let same = self
+            .registered
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, &shape));
+        if !same {
+            let known = self.memory.tables.get(&rec.topic).is_some_and(|(t, k)| {
+                **t == **target
+                    && k.len() == key.len()
+                    && k.iter()
+                        .zip(key.iter())
+                        .all(|(a, &b)| a.name == columns[b].name)
+            });
+            if !known {
+                self.memory.tables.insert(
+                    rec.topic.clone(),
+                    (
+                        Arc::clone(target),
+                        key.iter().map(|&i| columns[i].clone()).collect(),
+                    ),
+                );
+            }
+            self.registered = Some(Arc::clone(&shape));
         }
         if is_delete {
             if !self.config.delete_enabled {
@@ -321,47 +384,50 @@ impl Extractor<'_> {
             let key_values: Vec<Cell<'r>> = key.iter().map(|&i| cells[i].clone()).collect();
             let key_cols = key.iter().map(|&i| columns[i].clone()).collect();
             return Ok(Change::Delete {
-                target,
+                target: Arc::clone(target),
                 columns: key_cols,
                 key_values,
             });
         }
         Ok(Change::Write {
-            target,
-            columns,
+            target: Arc::clone(target),
+            columns: Arc::clone(columns),
             cells,
-            key,
+            key: Arc::clone(key),
         })
     }
 
-    /// The key from the shape cache, for the modes whose key columns depend
-    /// only on the schema (and on the record key's field names).
-    fn fast_key<'r>(
-        &self,
-        rec: &'r SinkRecord,
-        table: &Arc<TableSchema>,
-        cells: &mut [Cell<'r>],
-    ) -> Option<Vec<usize>> {
-        let s = self.memory.shapes.get(&(Arc::as_ptr(table) as usize))?;
-        if !Arc::ptr_eq(&s.schema, table) || s.topic != rec.topic {
-            return None;
-        }
+    /// Fills the key cells from the shape cache, for the modes whose key
+    /// columns depend only on the schema (and on the record key's field
+    /// names). False when the slow path must compute the key.
+    fn fast_key<'r>(&self, rec: &'r SinkRecord, s: &Shape, cells: &mut Vec<Cell<'r>>) -> bool {
         match self.config.primary_key_mode {
-            PrimaryKeyMode::None | PrimaryKeyMode::RecordValue => Some(s.key.clone()),
+            PrimaryKeyMode::None | PrimaryKeyMode::RecordValue => true,
             PrimaryKeyMode::RecordKey => {
-                let k = rec.key.as_ref()?;
-                if k.names.as_ref() != s.key_names.as_ref() || k.names.is_none() {
-                    return None;
+                let Some(k) = rec.key.as_ref() else {
+                    return false;
+                };
+                if k.names.is_none() || k.names.as_ref() != s.key_names.as_ref() {
+                    return false;
                 }
+                // All sources first (a record key shorter than expected falls back).
+                if s.key_src
+                    .iter()
+                    .any(|src| src.is_none_or(|i| i >= k.values.len()))
+                {
+                    return false;
+                }
+                cells.resize(s.columns.len(), unavailable());
                 for (&ci, src) in s.key.iter().zip(&s.key_src) {
-                    let v = &k.values[(*src)?];
+                    let Some(i) = *src else { return false };
+                    let v = &k.values[i];
                     if !v.is_null() || cells[ci].is_unavailable() {
                         cells[ci] = Cow::Borrowed(v);
                     }
                 }
-                Some(s.key.clone())
+                true
             }
-            PrimaryKeyMode::Kafka | PrimaryKeyMode::RecordHeader => None,
+            PrimaryKeyMode::Kafka | PrimaryKeyMode::RecordHeader => false,
         }
     }
 
@@ -601,16 +667,26 @@ impl Hasher for FastHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
+/// How a record's columns map to plan column indices.
+struct ColMap {
+    /// Plan column index per record column.
+    map: Vec<usize>,
+    /// True when the record's columns are exactly the plan's columns.
+    identity: bool,
+}
+
 /// A shared column list and its mapping to plan column indices.
-type LastMapping = (Arc<Vec<SinkColumn>>, Arc<Vec<usize>>);
+type LastMapping = (Arc<Vec<SinkColumn>>, Arc<ColMap>);
 
 struct TableAcc<'a> {
     plan: TablePlan<'a>,
     col_index: HashMap<String, usize>,
     /// key bytes → index in `writes` or delete marker
-    pending: FastMap<Vec<u8>, Pending>,
+    pending: FastMap<KeyBytes, Pending>,
     /// Column mapping of the last shared column list seen.
     last: Option<LastMapping>,
+    /// Reused buffer for encoding keys.
+    scratch: BytesMut,
 }
 
 #[derive(Clone, Copy)]
@@ -620,13 +696,35 @@ enum Pending {
 }
 
 impl TableAcc<'_> {
-    fn map_shared(&mut self, cols: &Arc<Vec<SinkColumn>>) -> Arc<Vec<usize>> {
+    fn new(target: QualifiedName) -> Self {
+        TableAcc {
+            plan: TablePlan {
+                target,
+                columns: Vec::new(),
+                key: Vec::new(),
+                truncate: false,
+                deletes: Vec::new(),
+                writes: Vec::new(),
+                records: Vec::new(),
+            },
+            col_index: HashMap::new(),
+            pending: FastMap::default(),
+            last: None,
+            scratch: BytesMut::with_capacity(64),
+        }
+    }
+
+    fn map_shared(&mut self, cols: &Arc<Vec<SinkColumn>>) -> Arc<ColMap> {
         if let Some((a, m)) = &self.last {
             if Arc::ptr_eq(a, cols) {
                 return Arc::clone(m);
             }
         }
-        let m = Arc::new(self.map_columns(cols));
+        let map = self.map_columns(cols);
+        let identity =
+            map.len() == self.plan.columns.len() && map.iter().enumerate().all(|(i, &m)| i == m);
+        let m = Arc::new(ColMap { map, identity });
+        // (`identity` is re-checked against the current column count on use.)
         self.last = Some((Arc::clone(cols), Arc::clone(&m)));
         m
     }
@@ -661,10 +759,12 @@ pub fn plan<'r>(
     let mut out = Plan::default();
     let mut accs: Vec<TableAcc<'_>> = Vec::new();
     let mut by_name: FastMap<QualifiedName, usize> = FastMap::default();
+    let mut last_target: Option<(Arc<QualifiedName>, usize)> = None;
     let mut ex = Extractor {
         config,
         default_schema,
         memory,
+        registered: None,
     };
     for &ri in indices {
         let rec = &records[ri];
@@ -682,34 +782,40 @@ pub fn plan<'r>(
             }
             Change::Truncate(t)
             | Change::Write { target: t, .. }
-            | Change::Delete { target: t, .. } => t.clone(),
+            | Change::Delete { target: t, .. } => t,
         };
-        let ai = match by_name.get(&target) {
-            Some(&ai) => ai,
-            None => *by_name.entry(target.clone()).or_insert_with(|| {
-                accs.push(TableAcc {
-                    plan: TablePlan {
-                        target: target.clone(),
-                        columns: Vec::new(),
-                        key: Vec::new(),
-                        truncate: false,
-                        deletes: Vec::new(),
-                        writes: Vec::new(),
-                        records: Vec::new(),
-                    },
-                    col_index: HashMap::new(),
-                    pending: FastMap::default(),
-                    last: None,
-                });
-                accs.len() - 1
-            }),
+        let ai = match &last_target {
+            Some((t, ai)) if Arc::ptr_eq(t, target) => *ai,
+            _ => {
+                let ai = match by_name.get(&**target) {
+                    Some(&ai) => ai,
+                    None => *by_name.entry((**target).clone()).or_insert_with(|| {
+                        accs.push(TableAcc::new((**target).clone()));
+                        accs.len() - 1
+                    }),
+                };
+                last_target = Some((Arc::clone(target), ai));
+                ai
+            }
         };
-        let acc = &mut accs[ai];
-        if let Err(e) = apply(acc, change) {
-            out.failed.push((ri, e));
-            continue;
+        let target = Arc::clone(target);
+        let applied = match apply(&mut accs[ai], change, config.use_reduction_buffer) {
+            Ok(Some(change)) => {
+                // use.reduction.buffer=false and the key is already in this
+                // segment: a new segment of the table, written after it.
+                accs.push(TableAcc::new((*target).clone()));
+                let ai = accs.len() - 1;
+                by_name.insert((*target).clone(), ai);
+                last_target = Some((target, ai));
+                apply(&mut accs[ai], change, false).map(|_| ai)
+            }
+            Ok(None) => Ok(ai),
+            Err(e) => Err(e),
+        };
+        match applied {
+            Ok(ai) => accs[ai].plan.records.push(ri),
+            Err(e) => out.failed.push((ri, e)),
         }
-        acc.plan.records.push(ri);
     }
     for mut acc in accs {
         let n = acc.plan.columns.len();
@@ -725,7 +831,46 @@ pub fn plan<'r>(
     out
 }
 
-fn apply<'r>(acc: &mut TableAcc<'r>, change: Change<'r>) -> Result<(), RecordError> {
+/// Applies one change to a table's pending state. Without reduction
+/// (`reduce == false`), a change for a key already pending is handed back
+/// untouched: the caller starts a new segment for it.
+fn apply<'r>(
+    acc: &mut TableAcc<'r>,
+    change: Change<'r>,
+    reduce: bool,
+) -> Result<Option<Change<'r>>, RecordError> {
+    if !reduce && !acc.pending.is_empty() {
+        let kb = match &change {
+            Change::Write {
+                columns,
+                cells,
+                key,
+                ..
+            } if !key.is_empty() => Some(key_bytes(
+                &mut acc.scratch,
+                key.iter().map(|&i| (cells[i].as_ref(), &columns[i].wire)),
+            )?),
+            Change::Delete {
+                columns,
+                key_values,
+                ..
+            } => Some(key_bytes(
+                &mut acc.scratch,
+                key_values
+                    .iter()
+                    .map(|v| v.as_ref())
+                    .zip(columns.iter().map(|c| &c.wire)),
+            )?),
+            _ => None,
+        };
+        if kb.is_some_and(|kb| acc.pending.contains_key(&kb)) {
+            return Ok(Some(change));
+        }
+    }
+    apply_reduced(acc, change).map(|()| None)
+}
+
+fn apply_reduced<'r>(acc: &mut TableAcc<'r>, change: Change<'r>) -> Result<(), RecordError> {
     match change {
         Change::Skip => Ok(()),
         Change::Truncate(_) => {
@@ -743,6 +888,7 @@ fn apply<'r>(acc: &mut TableAcc<'r>, change: Change<'r>) -> Result<(), RecordErr
             let map = acc.map_columns(&columns);
             set_key(acc, &map)?;
             let kb = key_bytes(
+                &mut acc.scratch,
                 key_values
                     .iter()
                     .map(|v| v.as_ref())
@@ -774,18 +920,27 @@ fn apply<'r>(acc: &mut TableAcc<'r>, change: Change<'r>) -> Result<(), RecordErr
             key,
             ..
         } => {
-            let map = acc.map_shared(&columns);
-            let key_map: Vec<usize> = key.iter().map(|&i| map[i]).collect();
-            if !key_map.is_empty() {
-                set_key(acc, &key_map)?;
+            let cm = acc.map_shared(&columns);
+            if !key.is_empty() {
+                let same = acc.plan.key.len() == key.len()
+                    && acc
+                        .plan
+                        .key
+                        .iter()
+                        .zip(key.iter())
+                        .all(|(&a, &b)| a == cm.map[b]);
+                if !same {
+                    let key_map: Vec<usize> = key.iter().map(|&i| cm.map[i]).collect();
+                    set_key(acc, &key_map)?;
+                }
             }
-            let identity =
-                map.len() == acc.plan.columns.len() && map.iter().enumerate().all(|(i, &m)| i == m);
-            let mut row = if identity {
+            // The plan's column list only grows: an identity mapping stays one
+            // while no other column list added columns.
+            let mut row = if cm.identity && cm.map.len() == acc.plan.columns.len() {
                 cells
             } else {
                 let mut row = vec![unavailable(); acc.plan.columns.len()];
-                for (ci, v) in map.iter().zip(cells) {
+                for (ci, v) in cm.map.iter().zip(cells) {
                     row[*ci] = v;
                 }
                 row
@@ -798,6 +953,7 @@ fn apply<'r>(acc: &mut TableAcc<'r>, change: Change<'r>) -> Result<(), RecordErr
                 return Ok(());
             }
             let kb = key_bytes(
+                &mut acc.scratch,
                 acc.plan
                     .key
                     .iter()
@@ -905,12 +1061,66 @@ mod tests {
             transaction: None,
             message: None,
             position: Position::default(),
+            key_change: None,
         };
         SinkRecord::from_event("topic", 0, offset, ev)
     }
 
     fn t(s: &str) -> Value {
         Value::Text(s.into())
+    }
+
+    #[test]
+    fn without_reduction_a_repeated_key_starts_a_new_segment() {
+        let mut c = cfg();
+        c.use_reduction_buffer = false;
+        let r = [
+            rec(
+                Op::Create,
+                None,
+                Some(vec![Value::Int32(1), t("a"), t("b")]),
+                0,
+            ),
+            rec(
+                Op::Create,
+                None,
+                Some(vec![Value::Int32(2), t("a"), t("b")]),
+                1,
+            ),
+            rec(
+                Op::Update,
+                None,
+                Some(vec![Value::Int32(1), t("a2"), Value::Unavailable]),
+                2,
+            ),
+            rec(
+                Op::Delete,
+                Some(vec![Value::Int32(2), Value::Null, Value::Null]),
+                None,
+                3,
+            ),
+            rec(
+                Op::Update,
+                None,
+                Some(vec![Value::Int32(3), t("c"), t("d")]),
+                4,
+            ),
+        ];
+        let all: Vec<usize> = (0..r.len()).collect();
+        let p = plan(&c, None, &mut TopicMemory::default(), &r, &all);
+        assert!(p.failed.is_empty());
+        // [1, 2] then [1', delete 2, 3]: record order is kept.
+        assert_eq!(p.tables.len(), 2);
+        assert_eq!(p.tables[0].records, vec![0, 1]);
+        assert_eq!(p.tables[1].records, vec![2, 3, 4]);
+        assert_eq!(p.tables[1].writes.len(), 2);
+        assert_eq!(p.tables[1].writes[0].cells[2].as_ref(), &Value::Unavailable);
+        assert_eq!(p.tables[1].deletes.len(), 1);
+        // With reduction: one segment, key 1 merged, key 2 only deleted.
+        let p = run(&r);
+        assert_eq!(p.tables.len(), 1);
+        assert_eq!(p.tables[0].writes.len(), 2);
+        assert_eq!(p.tables[0].writes[0].cells[2].as_ref(), &t("b"));
     }
 
     fn run(records: &[SinkRecord]) -> Plan<'_> {

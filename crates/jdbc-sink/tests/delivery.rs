@@ -376,3 +376,131 @@ async fn offsets_are_written_in_the_same_transaction_as_the_rows() -> TestResult
     assert_eq!(rows, offs, "offsets must commit in the rows' transaction");
     Ok(())
 }
+
+/// A batch larger than one pipelined slice (512, then 1024, 2048 … records)
+/// with every key repeated in every slice: the slices' statements run in
+/// record order in one transaction, so the final state is the last version
+/// of each key, and an unchanged-TOAST column keeps the last value written.
+#[tokio::test]
+async fn pipelined_slices_keep_the_order_per_key() -> TestResult {
+    for reduce in ["true", "false"] {
+        let db = target_db("sink_slices").await?;
+        let client = db.connect().await?;
+        let mut sink = JdbcSink::connect(seed_config(
+            &db,
+            &[("batch.size", "5000"), ("use.reduction.buffer", reduce)],
+        ))
+        .await?;
+        let s = employees_schema();
+        let mut st = Stream::new(TOPIC);
+        for version in 0..30 {
+            for id in 0..100 {
+                let mut row = emp_row(id, &format!("N{version}"), &format!("v{version}"), "1");
+                if version >= 20 {
+                    row[2] = Value::Unavailable; // email unchanged (TOAST-style)
+                }
+                st.push(event(
+                    &s,
+                    if version == 0 { Op::Create } else { Op::Update },
+                    None,
+                    Some(row),
+                ));
+            }
+        }
+        let out = sink.write(&st.take()).await?;
+        assert!(out.failed.is_empty(), "{:?}", out.failed);
+        assert_eq!(out.transactions, 1);
+        assert_eq!(out.written, 3000);
+        let rows = client
+            .query(
+                "SELECT count(*) FILTER (WHERE department = 'v29'), \
+                 count(*) FILTER (WHERE email = 'n19@example.com'), count(*) FROM employees",
+                &[],
+            )
+            .await?;
+        let r = &rows[0];
+        assert_eq!(
+            (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)),
+            (100, 100, 100),
+            "use.reduction.buffer={reduce}"
+        );
+        let stored: i64 = client
+            .query_one("SELECT next_offset FROM __pgcdc_sink_offsets", &[])
+            .await?
+            .get(0);
+        assert_eq!(stored, 3000);
+    }
+    Ok(())
+}
+
+/// The UNNEST path sends rows as an array of a `pg_temp` row type; a role
+/// without the `TEMP` privilege on the database still writes (one array per
+/// column instead), after one rolled-back attempt.
+#[tokio::test]
+async fn role_without_temp_privilege_still_writes() -> TestResult {
+    let db = target_db("sink_notemp").await?;
+    let admin = db.connect().await?;
+    let role = format!("{}_writer", db.name());
+    let role_q = jdbc_sink::quote_ident(&role);
+    let db_q = jdbc_sink::quote_ident(db.name());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role_q} LOGIN PASSWORD 'w-secret' NOSUPERUSER; \
+             REVOKE TEMPORARY ON DATABASE {db_q} FROM PUBLIC; \
+             GRANT CONNECT ON DATABASE {db_q} TO {role_q}; \
+             GRANT CREATE, USAGE ON SCHEMA public TO {role_q};"
+        ))
+        .await?;
+    let result = async {
+        let mut p = props(
+            &db,
+            &[
+                ("insert.mode", "upsert"),
+                ("primary.key.mode", "record_key"),
+                ("schema.evolution", "basic"),
+                ("table.name.format", "${source.table}"),
+                ("errors.tolerance", "all"),
+            ],
+        );
+        p.insert("connection.username".into(), role.clone());
+        p.insert("connection.password".into(), "w-secret".into());
+        let mut sink = JdbcSink::connect(jdbc_sink::SinkConfig::from_properties(&p)?).await?;
+        let s = employees_schema();
+        let mut st = Stream::new(TOPIC);
+        for id in 1..=3 {
+            st.push(event(
+                &s,
+                Op::Create,
+                None,
+                Some(emp_row(id, "E", "Eng", "1")),
+            ));
+        }
+        let out = sink.write(&st.take()).await?;
+        assert!(out.failed.is_empty(), "{:?}", out.failed);
+        st.push(event(
+            &s,
+            Op::Update,
+            None,
+            Some(emp_row(2, "E", "Ops", "1")),
+        ));
+        let out = sink.write(&st.take()).await?;
+        assert!(out.failed.is_empty(), "{:?}", out.failed);
+        Ok::<_, Box<dyn std::error::Error>>(())
+    }
+    .await;
+    let rows = count(&admin, "SELECT count(*) FROM employees").await;
+    let ops = count(
+        &admin,
+        "SELECT count(*) FROM employees WHERE department = 'Ops'",
+    )
+    .await;
+    admin
+        .batch_execute(&format!(
+            "DROP OWNED BY {role_q} CASCADE; DROP ROLE {role_q}"
+        ))
+        .await
+        .ok();
+    result?;
+    assert_eq!((rows, ops), (3, 1));
+    Ok(())
+}

@@ -332,7 +332,7 @@ async fn real_types_round_trip() -> TestResult {
         Value::Int64(1),
         Value::Uuid([0x12; 16]),
         Value::Json(r#"{"a": [1, 2]}"#.into()),
-        Value::TimestampTz(Timestamp::Micros(0)),
+        Value::TimestampTz(Timestamp::from_unix_micros(0).expect("epoch")),
         Value::Date(Date::Days(-1)),
         Value::Time(3_600_000_001),
         Value::Interval(Interval {

@@ -201,3 +201,102 @@ async fn injection_attempts_do_nothing_harmful() -> TestResult {
     assert_eq!(t, "text");
     Ok(())
 }
+
+/// Column defaults are the one place a value reaches DDL text. Malicious
+/// defaults are dropped; defaults that are plain literals are re-quoted from
+/// their content, so quotes, backslashes, `$$` and semicolons inside them stay
+/// data, whatever the session's `standard_conforming_strings`.
+#[tokio::test]
+async fn malicious_column_defaults_do_nothing() -> TestResult {
+    let db = target_db("sink_inject_default").await?;
+    let client = db.connect().await?;
+    client
+        .batch_execute("CREATE TABLE canary (id int); INSERT INTO canary VALUES (1);")
+        .await?;
+    // Sessions that read backslashes as escapes (the sink sets the setting
+    // on for itself; this checks the literal does not depend on it).
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET standard_conforming_strings = off",
+            jdbc_sink::quote_ident(db.name())
+        ))
+        .await?;
+    let mut sink = JdbcSink::connect(seed_config(&db, &[])).await?;
+    let v1 = schema("t", "id", &["v"]);
+    let mut st = Stream::new("t");
+    st.push(event(
+        &v1,
+        Op::Create,
+        None,
+        Some(vec![Value::Int32(1), text("a")]),
+    ));
+    sink.write(&st.take()).await?;
+    // Version 2 adds NOT NULL columns with defaults: the existing row gets them.
+    let kept = r"it''s; DROP TABLE canary; -- \; $$ \\ end";
+    let kept_value = r"it's; DROP TABLE canary; -- \; $$ \\ end";
+    let mut v2 = (*v1).clone();
+    let mut add = |name: &str, default: &str| {
+        v2.columns.push(Column {
+            optional: false,
+            default_expr: Some(default.to_owned()),
+            ..Column::new(name, PgType::base(25, "text"))
+        });
+    };
+    add("kept", &format!("'{kept}'::text"));
+    add("inj1", "'x'); DROP TABLE canary; --");
+    add("inj2", "'x'::text; DROP TABLE canary");
+    add("inj3", "E'\\x27); DROP TABLE canary; --'");
+    add("inj4", "$$x$$); DROP TABLE canary; --");
+    add("inj5", "1; DROP TABLE canary");
+    v2.version = 2;
+    let v2 = Arc::new(v2);
+    st.push(event(
+        &v2,
+        Op::Create,
+        None,
+        Some(vec![
+            Value::Int32(2),
+            text("b"),
+            text("k"),
+            text("1"),
+            text("2"),
+            text("3"),
+            text("4"),
+            text("5"),
+        ]),
+    ));
+    let out = sink.write(&st.take()).await?;
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM canary").await,
+        1,
+        "canary must survive"
+    );
+    let row = client
+        .query_one(
+            "SELECT kept, inj1, inj2, inj3, inj4, inj5 FROM t WHERE id = 1",
+            &[],
+        )
+        .await?;
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some(kept_value));
+    for i in 1..=5 {
+        assert_eq!(
+            row.get::<_, Option<String>>(i),
+            None,
+            "a rejected default leaves the column without one (NULL in old rows)"
+        );
+    }
+    // The rendered literal reads back the same under both settings.
+    let literal = jdbc_sink::ident::quote_literal(kept_value);
+    for scs in ["on", "off"] {
+        client
+            .batch_execute(&format!("SET standard_conforming_strings = {scs}"))
+            .await?;
+        let back: String = client
+            .query_one(&format!("SELECT {literal}::text"), &[])
+            .await?
+            .get(0);
+        assert_eq!(back, kept_value, "standard_conforming_strings={scs}");
+    }
+    Ok(())
+}

@@ -120,7 +120,9 @@ pub fn emp_row(id: i32, name: &str, dept: &str, salary: &str) -> Vec<Value> {
         text(dept),
         num(salary),
         Value::Date(Date::Days(19_000 + id)),
-        Value::Timestamp(Timestamp::Micros(1_700_000_000_000_000 + i64::from(id))),
+        Value::Timestamp(Timestamp::PgMicros(
+            1_700_000_000_000_000 - Timestamp::PG_EPOCH_UNIX_MICROS + i64::from(id),
+        )),
     ]
 }
 
@@ -148,6 +150,7 @@ pub fn event(
         transaction: None,
         message: None,
         position: Position::default(),
+        key_change: None,
     }
 }
 
