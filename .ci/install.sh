@@ -12,6 +12,8 @@ need make build-essential
 need pkg-config pkg-config
 need java openjdk-17-jre-headless
 need mvn maven
+# Test CAs and certificates for the services' TLS endpoints (xtask).
+need openssl openssl
 need python3 python3
 need runuser util-linux
 # PostgreSQL server binaries (initdb, pg_ctl) unless PG_BIN points at some.

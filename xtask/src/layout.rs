@@ -70,7 +70,7 @@ fn pg_url(port: u16, db: &str) -> String {
     format!("postgres://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/{db}")
 }
 
-fn port_from_env(var: &str, default: u16) -> u16 {
+pub(crate) fn port_from_env(var: &str, default: u16) -> u16 {
     match std::env::var(var) {
         Ok(v) => match v.trim().parse::<u16>() {
             Ok(p) if p > 0 => p,

@@ -104,7 +104,8 @@ impl Postgres {
         if fresh {
             self.initdb(bin)?;
         }
-        self.write_config()?;
+        let tls = self.ensure_tls()?;
+        self.write_config(tls.as_ref())?;
         self.chown_to_postgres()?;
         println!("  {}: starting on 127.0.0.1:{} …", self.name, self.port);
         let data = self.data_dir();
@@ -235,9 +236,53 @@ impl Postgres {
         Ok(())
     }
 
+    /// Directory with the test TLS material (`ca.crt`, `server.crt`, `server.key`).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
+    /// The CA certificate that signed the server's certificate, when the
+    /// instance serves TLS (what clients pass as `sslrootcert`).
+    pub fn tls_root_cert(&self) -> Option<PathBuf> {
+        let ca = self.tls_dir().join("ca.crt");
+        ca.is_file().then_some(ca)
+    }
+
+    /// Makes a self-signed CA and a server certificate it signs (EC P-256,
+    /// SAN `DNS:localhost`, `IP:127.0.0.1`, ten years) with the `openssl`
+    /// CLI, once. Returns `(server.crt, server.key)`, or `None` (with a
+    /// warning: plain connections keep working) when `openssl` is missing.
+    fn ensure_tls(&self) -> Result<Option<(PathBuf, PathBuf)>> {
+        let dir = self.tls_dir();
+        let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
+        if !(crt.is_file() && key.is_file() && dir.join("ca.crt").is_file()) {
+            let Some(openssl) = process::which("openssl") else {
+                println!(
+                    "  {}: `openssl` not found, serving without TLS (TLS tests will fail: \
+                     install openssl and run `cargo xtask services down && cargo xtask services up`)",
+                    self.name
+                );
+                return Ok(None);
+            };
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            crate::certs::make_ca_and_server(&openssl, &dir, self.name)?;
+            println!(
+                "  {}: made a test CA and server certificate in {}",
+                self.name,
+                dir.display()
+            );
+        }
+        // PostgreSQL refuses a key file others can read; it must belong to
+        // the server user (chown_to_postgres, which runs next, sees to that).
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 600 {}", key.display()))?;
+        Ok(Some((crt, key)))
+    }
+
     /// Settings written to `postgresql.auto.conf` on every start (so a port
     /// override takes effect without re-initialising).
-    fn write_config(&self) -> Result<()> {
+    fn write_config(&self, tls: Option<&(PathBuf, PathBuf)>) -> Result<()> {
         let fsync = std::env::var("CDC_PG_FSYNC").unwrap_or_else(|_| "off".into());
         let conf = format!(
             "# Written by `cargo xtask services up`; edits are overwritten.\n\
@@ -259,6 +304,15 @@ impl Postgres {
              log_min_messages = warning\n",
             port = self.port
         );
+        // TLS on top of plain connections (pg_hba's `host` lines accept both).
+        let conf = match tls {
+            Some((crt, key)) => format!(
+                "{conf}ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+                crt.display(),
+                key.display()
+            ),
+            None => conf,
+        };
         fs::write(self.data_dir().join("postgresql.auto.conf"), conf)
             .with_context(|| format!("writing config of {}", self.name))
     }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use crate::kafka::Kafka;
 use crate::layout::{Layout, PG_SOURCE_DB, PG_TARGET_DB};
 use crate::postgres::{self, Postgres};
+use crate::registry::SchemaRegistry;
 
 /// The three services of one checkout.
 pub struct Services {
@@ -15,6 +16,7 @@ pub struct Services {
     pub source: Postgres,
     pub target: Postgres,
     pub kafka: Kafka,
+    pub registry: SchemaRegistry,
 }
 
 impl Services {
@@ -36,6 +38,7 @@ impl Services {
                 "CDC_PG_TARGET_PORT",
             ),
             kafka: Kafka::new(layout),
+            registry: SchemaRegistry::new(layout),
         })
     }
 }
@@ -47,13 +50,24 @@ pub fn test_env(layout: &Layout) -> Vec<(&'static str, String)> {
         ("CDC_TEST_PG_TARGET_URL", layout.pg_target_url()),
         ("CDC_TEST_KAFKA_BROKERS", layout.kafka_brokers()),
     ];
+    let registry = SchemaRegistry::new(layout);
+    env.push(("CDC_TEST_SCHEMA_REGISTRY_URL", registry.url()));
+    if let Some(ca) = registry.tls_ca() {
+        env.push(("CDC_TEST_SCHEMA_REGISTRY_TLS_URL", registry.tls_url()));
+        env.push(("CDC_TEST_SCHEMA_REGISTRY_CA", ca.display().to_string()));
+    }
     // Lets end-to-end tests restart the source server mid-stream.
     if let Ok(s) = Services::new(layout) {
         env.push((
             "CDC_TEST_PG_SOURCE_RESTART",
             s.source.restart_command(&s.pg_bin),
         ));
+        // The CA of the source's TLS certificate (`database.sslrootcert`).
+        if let Some(ca) = s.source.tls_root_cert() {
+            env.push(("CDC_TEST_PG_SOURCE_SSLROOTCERT", ca.display().to_string()));
+        }
     }
+    env.extend(crate::debezium::test_env(layout));
     env
 }
 
@@ -67,6 +81,9 @@ pub fn up(layout: &Layout) -> Result<Services> {
     s.source.up(&s.pg_bin)?;
     s.target.up(&s.pg_bin)?;
     s.kafka.up()?;
+    s.registry.up()?;
+    // The real Debezium connector, for the interop test (cached after the first run).
+    crate::debezium::ensure(layout)?;
     let env: String = test_env(layout)
         .into_iter()
         .map(|(k, v)| format!("{k}={v}\n"))
@@ -82,6 +99,7 @@ pub fn down(layout: &Layout) -> Result<()> {
     let s = Services::new(layout)?;
     // Stop all three even if one fails; report the first error.
     let results = [
+        s.registry.down(),
         s.kafka.down(),
         s.source.down(&s.pg_bin),
         s.target.down(&s.pg_bin),
@@ -120,5 +138,11 @@ fn print_status(layout: &Layout, s: &Services) {
         "kafka",
         layout.kafka_brokers(),
         health(s.kafka.pid().is_some(), s.kafka.healthy())
+    );
+    println!(
+        "  {:<10} {:<45} {}",
+        "registry",
+        s.registry.url(),
+        health(s.registry.pid().is_some(), s.registry.healthy())
     );
 }

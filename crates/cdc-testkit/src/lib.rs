@@ -47,4 +47,6 @@ mod services;
 pub use database::TestDatabase;
 pub use error::Error;
 pub use kafka_broker::{api_versions_ok, java, kafka_classpath, KafkaBroker, ENV_KAFKA_CLASSPATH};
-pub use services::{unique_name, PgServer, Services};
+pub use services::{
+    schema_registry_url, setting, unique_name, PgServer, Services, ENV_SCHEMA_REGISTRY,
+};

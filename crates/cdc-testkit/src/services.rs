@@ -20,6 +20,31 @@ pub const ENV_PG_TARGET: &str = "CDC_TEST_PG_TARGET_URL";
 pub const ENV_PG_SOURCE_RESTART: &str = "CDC_TEST_PG_SOURCE_RESTART";
 /// Env var with the Kafka bootstrap servers.
 pub const ENV_KAFKA: &str = "CDC_TEST_KAFKA_BROKERS";
+/// Env var with the path of the CA certificate that signed the source
+/// server's TLS certificate (set by `cargo xtask services up`; the
+/// certificate is valid for `localhost` and `127.0.0.1`).
+pub const ENV_PG_SOURCE_SSLROOTCERT: &str = "CDC_TEST_PG_SOURCE_SSLROOTCERT";
+/// Env var with the base URL of a Confluent-API schema registry (what
+/// Debezium users set as `value.converter.schema.registry.url`).
+pub const ENV_SCHEMA_REGISTRY: &str = "CDC_TEST_SCHEMA_REGISTRY_URL";
+
+/// The base URL of the schema registry tests use: `CDC_TEST_SCHEMA_REGISTRY_URL`,
+/// else the one `cargo xtask services up` wrote to `target/services/env`
+/// (Apicurio Registry's Confluent-compatible API,
+/// `http://127.0.0.1:58081/apis/ccompat/v7`). Fails with a message saying how
+/// to start one; tests never skip silently.
+pub fn schema_registry_url() -> Result<String, Error> {
+    setting(ENV_SCHEMA_REGISTRY)
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| Error::NotConfigured {
+            reason: format!(
+                "no schema registry: {ENV_SCHEMA_REGISTRY} is unset and target/services/env names \
+                 none (`cargo xtask services up` starts Apicurio Registry and writes its URL there; \
+                 or set {ENV_SCHEMA_REGISTRY} to a Confluent-API registry you run)"
+            ),
+        })
+}
 
 /// A PostgreSQL server reachable by tests, identified by a URL to an
 /// existing database on it (the admin connection).
@@ -287,6 +312,37 @@ impl Services {
     }
 }
 
+impl Services {
+    /// The CA certificate of the source server's TLS certificate, for
+    /// `sslmode=verify-ca` / `verify-full` tests: `CDC_TEST_PG_SOURCE_SSLROOTCERT`
+    /// (environment or `target/services/env`), else the file
+    /// `cargo xtask services up` makes (`target/services/pg-source/tls/ca.crt`).
+    /// Fails with what to do when the source serves no TLS this project knows of.
+    pub fn source_ssl_root_cert(&self) -> Result<PathBuf, Error> {
+        let path = setting(ENV_PG_SOURCE_SSLROOTCERT)
+            .map(PathBuf::from)
+            .or_else(|| {
+                target_dir()
+                    .map(|t| t.join("services/pg-source/tls/ca.crt"))
+                    .filter(|p| p.is_file())
+            });
+        match path {
+            Some(p) if p.is_file() => Ok(p),
+            other => Err(Error::NotConfigured {
+                reason: format!(
+                    "this test needs the source server to serve TLS and {ENV_PG_SOURCE_SSLROOTCERT} \
+                     names no CA certificate{}: run `cargo xtask services down && cargo xtask \
+                     services up` (it makes a test CA and turns ssl on), or set \
+                     {ENV_PG_SOURCE_SSLROOTCERT} to the CA of the server you run",
+                    other
+                        .map(|p| format!(" (not a file: {})", p.display()))
+                        .unwrap_or_default()
+                ),
+            }),
+        }
+    }
+}
+
 /// `target/services/env` of this workspace (found from the test binary's
 /// location or `CARGO_TARGET_DIR`).
 fn state_file() -> Option<PathBuf> {
@@ -334,6 +390,19 @@ pub fn unique_name(prefix: &str) -> String {
         .take(32)
         .collect();
     format!("{clean}_{}_{n}_{nanos:x}", std::process::id())
+}
+
+/// A test setting by name: the environment variable `key`, else the line
+/// `key=value` of `target/services/env` (written by `cargo xtask services
+/// up`), e.g. `CDC_TEST_DEBEZIUM_LIBS`.
+pub fn setting(key: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(key) {
+        return Some(v);
+    }
+    let text = std::fs::read_to_string(state_file()?).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
