@@ -169,19 +169,7 @@ impl ConnectorConfig {
     /// connector's own but are not read anywhere are returned as warnings
     /// (likely typos).
     pub fn check_supported(&self) -> Result<Vec<String>, ConfigError> {
-        const JSON: &str = "org.apache.kafka.connect.json.JsonConverter";
-        for key in ["key.converter", "value.converter"] {
-            if let Some(class) = self.props.get(key).filter(|c| c.as_str() != JSON) {
-                return Err(ConfigError::Property {
-                    connector: self.name.clone(),
-                    key: key.into(),
-                    reason: format!(
-                        "`{class}` is not supported yet; pg-cdc's pipeline writes and reads {JSON} \
-                         (set {key}={JSON}, with or without {key}.schemas.enable)"
-                    ),
-                });
-            }
-        }
+        crate::converter::Format::from_config(self)?;
         if let Some(tasks) = self.props.get("tasks.max").filter(|t| t.trim() != "1") {
             if self.kind == ConnectorKind::Source {
                 return Err(ConfigError::Property {

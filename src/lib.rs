@@ -27,6 +27,8 @@ pub use kafka_io;
 pub use pg_logical;
 
 pub mod connector;
+pub mod converter;
+pub mod dead_letter;
 pub mod error;
 pub mod metrics;
 pub mod rest;

@@ -276,6 +276,7 @@ mod tests {
             transaction: None,
             message: None,
             position: Position::default(),
+            key_change: None,
         };
         let mut counters = EventCounters::new(m.clone(), "src");
         counters.count(&ev(Op::Create, Some(table.clone())));

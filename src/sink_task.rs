@@ -1,7 +1,7 @@
-//! The sink connector: Kafka → Debezium JSON decoder → PostgreSQL.
+//! The sink connector: Kafka → Debezium JSON / Avro converter → PostgreSQL.
 //!
 //! ```text
-//! BatchConsumer::next_batch ──bytes──▶ JsonDecoder ──SinkRecord──▶ SinkPool::write (one txn per batch,
+//! BatchConsumer::next_batch ──bytes──▶ Converter  ──SinkRecord──▶ SinkPool::write (one txn per batch,
 //!        ▲                                  │ bad records                offsets stored in the same txn)
 //!        │                                  ▼                                  │ failed records
 //!        └── commit offsets ◀──────── DLQ (dlq_sink) ◀─────────────────────────┘
@@ -16,17 +16,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdc_envelope::{JsonDecoder, Options};
+use cdc_envelope::Options;
 use jdbc_sink::{SinkConfig, SinkPool, SinkRecord};
 use kafka_io::{
-    BatchConsumer, BatchOptions, ConsumedRecord, ErrorContext, ErrorReporter, KafkaConfig,
-    RebalanceListener, Stage, TopicPartition,
+    BatchConsumer, BatchOptions, ErrorReporter, KafkaConfig, RebalanceListener, Stage,
+    TopicPartition,
 };
 use tokio::sync::watch;
 
 use crate::connector::{ConfigError, ConnectorConfig};
+use crate::converter::Converter;
+use crate::dead_letter::DeadLetters;
 use crate::error::Result;
-use crate::metrics::{ConnectorLabels, DlqLabels, EventCounters, Metrics};
+use crate::metrics::{ConnectorLabels, EventCounters, Metrics, PartitionLabels};
 use crate::source_task::TaskContext;
 use crate::status::ConnectorState;
 
@@ -102,7 +104,11 @@ pub async fn run_sink(
     let sink_config = SinkConfig::from_properties(&props)?;
     let options = Options::from_map(&props)?;
     let kafka = KafkaConfig::from_properties(&props)?;
-    let reporter = ErrorReporter::new(&kafka, &name, 0).await?;
+    let dlq = DeadLetters::new(
+        Arc::new(ErrorReporter::new(&kafka, &name, 0).await?),
+        ctx.metrics.clone(),
+        &name,
+    );
     let batch_size = sink_config.batch_size.max(1);
     let pool = Arc::new(SinkPool::connect(sink_config).await?);
     let listener = Arc::new(StoredOffsets {
@@ -124,11 +130,13 @@ pub async fn run_sink(
     ctx.board.set(&name, ConnectorState::Running);
     tracing::info!(connector = %name, ?topics, "sink started");
 
-    let mut decoder = JsonDecoder::new(options);
+    let mut converter = Converter::from_config(&config, &options)?;
+    let converter_class = converter.format().class_name();
     let mut counters = EventCounters::new(ctx.metrics.clone(), &name);
     let labels = ConnectorLabels {
         connector: name.clone(),
     };
+    let mut last_lag = Instant::now();
     loop {
         if ctx.wait_while_paused(&name, &mut shutdown).await {
             break;
@@ -143,6 +151,10 @@ pub async fn run_sink(
             // never cancelled half-way (its records would be skipped).
             batch = consumer.next_batch() => batch?,
         };
+        if last_lag.elapsed() >= LAG_EVERY {
+            last_lag = Instant::now();
+            report_lag(&consumer, &ctx.metrics, &name).await;
+        }
         if batch.is_empty() {
             continue;
         }
@@ -151,7 +163,7 @@ pub async fn run_sink(
         // Index in `records` → index in `batch.records`.
         let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, r) in batch.records.iter().enumerate() {
-            match decoder.decode(r.key.as_deref(), r.value.as_deref()) {
+            match converter.decode(r.key.as_deref(), r.value.as_deref()).await {
                 Ok(decoded) => {
                     records.push(SinkRecord::from_decoded(
                         r.topic.clone(),
@@ -162,13 +174,10 @@ pub async fn run_sink(
                     origin.push(i);
                 }
                 Err(e) => {
-                    dead_letter(
-                        &reporter,
-                        &ctx.metrics,
-                        &name,
-                        r,
+                    dlq.send(
+                        &r.to_failed(),
                         Stage::ValueConverter,
-                        "org.apache.kafka.connect.json.JsonConverter",
+                        converter_class,
                         &e,
                         e.kind(),
                     )
@@ -185,11 +194,8 @@ pub async fn run_sink(
                 continue;
             };
             let error = SinkFailure(failed.error.message.clone());
-            dead_letter(
-                &reporter,
-                &ctx.metrics,
-                &name,
-                r,
+            dlq.send(
+                &r.to_failed(),
                 Stage::TaskPut,
                 TASK_CLASS,
                 &error,
@@ -215,6 +221,29 @@ pub async fn run_sink(
     Ok(())
 }
 
+/// How often the sink refreshes its consumer-lag gauges.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Sets `pgcdc_consumer_lag` for every assigned partition (a failure to ask
+/// the broker only skips this refresh).
+async fn report_lag(consumer: &BatchConsumer, metrics: &Metrics, connector: &str) {
+    match consumer.lag(Duration::from_secs(2)).await {
+        Ok(lags) => {
+            for (tp, lag) in lags {
+                metrics
+                    .consumer_lag
+                    .get_or_create(&PartitionLabels {
+                        connector: connector.to_string(),
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                    })
+                    .set(lag);
+            }
+        }
+        Err(e) => tracing::debug!(connector, "consumer lag not refreshed: {e}"),
+    }
+}
+
 /// A sink-side failure message, as an error for the DLQ context.
 #[derive(Debug)]
 struct SinkFailure(String);
@@ -226,34 +255,6 @@ impl std::fmt::Display for SinkFailure {
 }
 
 impl std::error::Error for SinkFailure {}
-
-#[allow(clippy::too_many_arguments)]
-async fn dead_letter(
-    reporter: &ErrorReporter,
-    metrics: &Metrics,
-    connector: &str,
-    record: &ConsumedRecord,
-    stage: Stage,
-    executing_class: &str,
-    error: &(dyn std::error::Error + Send + Sync + 'static),
-    exception_class: &str,
-) -> Result<()> {
-    let ctx = ErrorContext {
-        stage,
-        executing_class,
-        error,
-        exception_class,
-    };
-    reporter.report(&record.to_failed(), &ctx).await?;
-    metrics
-        .dlq_records
-        .get_or_create(&DlqLabels {
-            connector: connector.into(),
-            stage: stage.as_str().into(),
-        })
-        .inc();
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

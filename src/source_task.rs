@@ -1,35 +1,75 @@
-//! The source connector: PostgreSQL → Debezium JSON → Kafka.
+//! The source connector: PostgreSQL → Debezium JSON → Kafka, exactly-once
+//! by default.
 //!
 //! ```text
-//! PgSource::recv_many ──ChangeEvent──▶ JsonEncoder ──▶ Producer::send(seq) ──▶ topic
-//!        ▲                                                      │ acks (any order)
-//!        └── PgSource::ack(position) ◀── pending (seq → position) ◀── in-order watermark
+//!                     exactly-once (default)
+//! PgSource::recv_many ──▶ Router (encode, DLQ) ──▶ Kafka transaction: records + offsets record
+//!        ▲                                                           │ commit
+//!        └── slot flushed ◀── OffsetStore::store returns ◀───────────┘
+//!
+//!                     at-least-once (exactly.once.source.support=disabled)
+//! PgSource::recv_many ──▶ Router ──▶ Producer::send(seq) ──▶ in-order watermark ──▶ PgSource::ack
 //! ```
 //!
-//! A position is acknowledged to the slot only when every record produced
-//! for it and before it is acknowledged by Kafka (DESIGN.md rule 1), so a
-//! crash replays at most the unacknowledged tail (at-least-once).
+//! **Exactly-once** follows Kafka Connect's exactly-once source support
+//! (KIP-618): each poll's records and the source offset that covers them
+//! are committed in one Kafka transaction (`transactional.id`
+//! `pg-cdc-<connector>-<topic.prefix>-0`, offsets on `offsets.storage.topic`). The offset
+//! to commit is the one the replication source computes when it is
+//! acknowledged: [`TxnOffsetStore::store`] hands it to this task and waits
+//! until the transaction carrying it committed, so the slot is advanced
+//! only after the records are durable and visible to `read_committed`
+//! consumers. After a crash the open transaction is aborted (fenced) and
+//! streaming resumes exactly after the last committed offset.
+//!
+//! A crash during the initial snapshot resumes at the last finished chunk
+//! (as recorded in the committed offset); rows of chunks that were only
+//! partly committed are read again (`op: r`), which a sink applies
+//! idempotently.
+//!
+//! **At-least-once** acknowledges a position to the slot when every record
+//! produced for it and before it is acknowledged by Kafka (DESIGN.md rule
+//! 1); a crash replays at most the unacknowledged tail.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cdc_envelope::{tombstone_follows, topic_name, ChangeEvent, JsonEncoder, Options, Position};
-use kafka_io::{
-    ErrorContext, ErrorReporter, FailedRecord, KafkaConfig, Producer, ProducerOptions, Record,
-    Stage, TopicAdmin,
+use cdc_envelope::metadata::{
+    heartbeat_record, heartbeat_topic, transaction_record, transaction_topic, TransactionStatus,
 };
-use pg_logical::source::{FileOffsetStore, PgSource, SourceConfig, SourceEvent};
-use tokio::sync::watch;
+use cdc_envelope::{
+    key_change_header, tombstone_follows, topic_name, ChangeEvent, Op, Options, Position, TableId,
+};
+use kafka_io::{
+    ErrorReporter, FailedRecord, Header, KafkaConfig, Producer, ProducerOptions, Record, Stage,
+    TopicAdmin, TransactionalProducer,
+};
+use pg_logical::source::{
+    FileOffsetStore, OffsetStore, PgSource, SourceConfig, SourceEvent, SourceOffset,
+    TransactionMarker,
+};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::connector::ConnectorConfig;
+use crate::connector::{ConfigError, ConnectorConfig};
+use crate::converter::Converter;
+use crate::dead_letter::DeadLetters;
 use crate::error::{Error, Result};
-use crate::metrics::{DlqLabels, EventCounters, Metrics};
+use crate::metrics::{ConnectorLabels, EventCounters, Metrics, SnapshotLabels};
 use crate::status::{ConnectorState, StatusBoard};
 
 /// The class name Kafka Connect would report for errors in this task.
 const TASK_CLASS: &str = "io.debezium.connector.postgresql.PostgresConnectorTask";
+
+/// Default of `offsets.storage.topic` for exactly-once sources.
+pub const DEFAULT_OFFSETS_TOPIC: &str = "pg-cdc-offsets";
+
+/// How long an acknowledgement may take to come back as an offset to
+/// commit before the transaction is committed without it (never expected;
+/// committing without it can only cause a duplicate after a crash).
+const OFFSET_WAIT: Duration = Duration::from_secs(30);
 
 /// What a connector task shares with the rest of the process.
 #[derive(Debug, Clone)]
@@ -69,70 +109,631 @@ impl TaskContext {
     }
 }
 
-/// Records produced and not yet acknowledged, with the source position each
-/// one completes.
+/// Where transaction boundaries fall in exactly-once mode
+/// (`transaction.boundary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// `poll` (default): one transaction per batch received from the
+    /// source (up to `max.batch.size` events).
+    Poll,
+    /// `interval`: one transaction per `transaction.boundary.interval.ms`.
+    Interval(Duration),
+}
+
+/// The source's delivery guarantee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceDelivery {
+    /// `exactly.once.source.support=disabled`: slot acknowledged after Kafka
+    /// acknowledged every record; a crash may duplicate the unacknowledged tail.
+    AtLeastOnce,
+    /// Records and offsets committed together in Kafka transactions.
+    ExactlyOnce {
+        /// `transactional.id` (`pg-cdc-<connector>-<topic.prefix>-0`).
+        transactional_id: String,
+        /// `offsets.storage.topic`.
+        offsets_topic: String,
+        /// `transaction.boundary`.
+        boundary: Boundary,
+    },
+}
+
+impl SourceDelivery {
+    /// Reads Kafka Connect's exactly-once source settings:
+    /// `exactly.once.source.support` (`enabled` default, `disabled`),
+    /// `exactly.once.support` (`requested` / `required`),
+    /// `transaction.boundary` (`poll` / `interval`),
+    /// `transaction.boundary.interval.ms`, `offsets.storage.topic`.
+    pub fn from_config(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::Property {
+            connector: config.name.clone(),
+            key: key.into(),
+            reason,
+        };
+        let get = |key: &str| config.props.get(key).map(|v| v.trim().to_ascii_lowercase());
+        let enabled = match get("exactly.once.source.support").as_deref() {
+            None | Some("enabled") => true,
+            Some("disabled") => false,
+            Some(other) => {
+                return Err(bad(
+                    "exactly.once.source.support",
+                    format!("`{other}` is not one of enabled, disabled"),
+                ))
+            }
+        };
+        match get("exactly.once.support").as_deref() {
+            None | Some("requested") => {}
+            Some("required") if !enabled => {
+                return Err(bad(
+                    "exactly.once.support",
+                    "`required`, but exactly.once.source.support=disabled; enable it or request \
+                     at-least-once with exactly.once.support=requested"
+                        .into(),
+                ))
+            }
+            Some("required") => {}
+            Some(other) => {
+                return Err(bad(
+                    "exactly.once.support",
+                    format!("`{other}` is not one of requested, required"),
+                ))
+            }
+        }
+        if !enabled {
+            return Ok(Self::AtLeastOnce);
+        }
+        let boundary = match get("transaction.boundary").as_deref() {
+            None | Some("poll") => Boundary::Poll,
+            Some("interval") => {
+                let raw = config
+                    .props
+                    .get("transaction.boundary.interval.ms")
+                    .map(String::as_str)
+                    .unwrap_or("60000");
+                let ms: u64 = raw
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| {
+                        bad(
+                            "transaction.boundary.interval.ms",
+                            format!("`{raw}` is not a positive number of milliseconds"),
+                        )
+                    })?;
+                Boundary::Interval(Duration::from_millis(ms))
+            }
+            Some("connector") => {
+                return Err(bad(
+                    "transaction.boundary",
+                    "`connector`: the PostgreSQL source does not define its own transaction \
+                     boundaries (neither does Debezium's); use poll or interval"
+                        .into(),
+                ))
+            }
+            Some(other) => {
+                return Err(bad(
+                    "transaction.boundary",
+                    format!("`{other}` is not one of poll, interval"),
+                ))
+            }
+        };
+        Ok(Self::ExactlyOnce {
+            // Like Kafka Connect's offset key (connector name + Debezium's
+            // server name), so a connector re-created under the same name
+            // for another database / prefix does not inherit its offsets.
+            transactional_id: format!(
+                "pg-cdc-{}-{}-0",
+                config.name,
+                config
+                    .props
+                    .get("topic.prefix")
+                    .map(String::as_str)
+                    .unwrap_or("")
+            ),
+            offsets_topic: config
+                .props
+                .get("offsets.storage.topic")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_OFFSETS_TOPIC.into()),
+            boundary,
+        })
+    }
+}
+
+/// One record ready for Kafka.
+#[derive(Debug)]
+struct Outgoing {
+    topic: String,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// `__debezium.newkey` / `__debezium.oldkey` on primary-key changes.
+    headers: Vec<Header>,
+}
+
+impl Outgoing {
+    fn record(&self) -> Record<'_> {
+        let mut record = Record::to(&self.topic);
+        if let Some(k) = self.key.as_deref() {
+            record = record.key(k);
+        }
+        if let Some(v) = self.value.as_deref() {
+            record = record.value(v);
+        }
+        if !self.headers.is_empty() {
+            record = record.headers(&self.headers);
+        }
+        record
+    }
+}
+
+/// The last change event of a batch: its position and source commit time.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    position: Position,
+    source_ts_ms: i64,
+}
+
+/// Turns source events into Kafka records: topic naming and creation,
+/// encoding, dead-lettering what cannot be encoded, heartbeats,
+/// transaction metadata and metrics. Shared by both delivery modes.
+struct Router {
+    name: String,
+    options: Options,
+    kafka: KafkaConfig,
+    converter: Converter,
+    admin: TopicAdmin,
+    /// Topics created or checked this run → compacted?
+    ensured: HashMap<String, bool>,
+    dlq: DeadLetters,
+    metrics: Arc<Metrics>,
+    counters: EventCounters,
+    snapshot_rows: HashMap<TableId, Gauge>,
+    heartbeat_topic: String,
+    transaction_topic: String,
+}
+
+impl Router {
+    /// Creates `topic` if needed (once per run) and learns whether it is
+    /// compacted. Returns true for compacted topics.
+    async fn topic(&mut self, topic: &str) -> Result<bool> {
+        if let Some(compacted) = self.ensured.get(topic) {
+            return Ok(*compacted);
+        }
+        self.admin
+            .ensure_topic(&self.kafka.topic_creation.spec_for(topic))
+            .await?;
+        let described = self.admin.describe(topic).await?;
+        let compacted = described
+            .configs
+            .get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"));
+        self.ensured.insert(topic.to_string(), compacted);
+        Ok(compacted)
+    }
+
+    /// Appends the records of `event` to `out`; returns the progress a
+    /// change event makes.
+    async fn route(
+        &mut self,
+        event: SourceEvent,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Option<Progress>> {
+        match event {
+            SourceEvent::Change(ev) => self.change(ev, out).await,
+            SourceEvent::Heartbeat(h) => {
+                let topic = self.heartbeat_topic.clone();
+                self.topic(&topic).await?;
+                let rec = heartbeat_record(&self.options, h.ts_ms);
+                out.push(Outgoing {
+                    topic,
+                    key: rec.key,
+                    value: rec.value,
+                    headers: Vec::new(),
+                });
+                Ok(None)
+            }
+            SourceEvent::TransactionBegin(m) => {
+                self.marker(TransactionStatus::Begin, &m, out).await
+            }
+            SourceEvent::TransactionEnd(m) => self.marker(TransactionStatus::End, &m, out).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn marker(
+        &mut self,
+        status: TransactionStatus,
+        m: &TransactionMarker,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Option<Progress>> {
+        let topic = self.transaction_topic.clone();
+        self.topic(&topic).await?;
+        let collections: Vec<(String, u64)> = m
+            .data_collections
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect();
+        let rec = transaction_record(
+            &self.options,
+            status,
+            &m.id,
+            m.event_count,
+            &collections,
+            m.ts_us / 1000,
+        );
+        out.push(Outgoing {
+            topic,
+            key: rec.key,
+            value: rec.value,
+            headers: Vec::new(),
+        });
+        Ok(None)
+    }
+
+    async fn change(
+        &mut self,
+        ev: ChangeEvent,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Option<Progress>> {
+        let progress = Progress {
+            position: ev.position,
+            source_ts_ms: ev.source.ts_us / 1000,
+        };
+        let Some(topic) = topic_name(&ev, &self.options) else {
+            return Ok(Some(progress));
+        };
+        let compacted = self.topic(&topic).await?;
+        let encoded = match self.converter.encode(&topic, &ev).await {
+            Ok(rec) => key_change_header(&ev, &self.options).map(|header| {
+                let headers = match header {
+                    Some((name, value)) => vec![Header::new(name, value)],
+                    None => Vec::new(),
+                };
+                (rec, headers)
+            }),
+            Err(e) => Err(e),
+        };
+        match encoded {
+            Ok((rec, _)) if compacted && rec.key.is_none() => {
+                // The broker would refuse the whole batch (and so the whole
+                // transaction) for this one record: dead-letter it alone.
+                let error = KeylessOnCompactedTopic {
+                    topic: topic.clone(),
+                };
+                let record = FailedRecord {
+                    topic: topic.clone(),
+                    partition: -1,
+                    offset: -1,
+                    key: None,
+                    value: rec.value,
+                    headers: Vec::new(),
+                    timestamp: None,
+                };
+                self.dlq
+                    .send(
+                        &record,
+                        Stage::KafkaProduce,
+                        TASK_CLASS,
+                        &error,
+                        "org.apache.kafka.common.InvalidRecordException",
+                    )
+                    .await?;
+            }
+            Ok((rec, headers)) => {
+                let tombstone = tombstone_follows(&ev, &self.options).then(|| Outgoing {
+                    topic: topic.clone(),
+                    key: rec.key.clone(),
+                    value: None,
+                    // Debezium copies the delete's headers onto its tombstone.
+                    headers: headers.clone(),
+                });
+                out.push(Outgoing {
+                    topic,
+                    key: rec.key,
+                    value: rec.value,
+                    headers,
+                });
+                out.extend(tombstone);
+            }
+            Err(e) => self.unconvertible(&topic, &ev, &e).await?,
+        }
+        self.counters.count(&ev);
+        if ev.op == Op::Read {
+            if let Some(table) = &ev.table {
+                let gauge = match self.snapshot_rows.get(&table.id) {
+                    Some(g) => g,
+                    None => {
+                        let g = self
+                            .metrics
+                            .snapshot_rows
+                            .get_or_create(&SnapshotLabels {
+                                connector: self.name.clone(),
+                                table: table.id.to_string(),
+                            })
+                            .clone();
+                        self.snapshot_rows.entry(table.id.clone()).or_insert(g)
+                    }
+                };
+                gauge.inc();
+            }
+        }
+        Ok(Some(progress))
+    }
+
+    /// An event the converter refused goes to `dlq_source` (nothing reached
+    /// Kafka yet: the DLQ record carries the event's identity in its headers
+    /// and its debug rendering as value).
+    async fn unconvertible(
+        &self,
+        topic: &str,
+        ev: &ChangeEvent,
+        error: &cdc_envelope::Error,
+    ) -> Result<()> {
+        let record = FailedRecord {
+            topic: topic.to_string(),
+            partition: -1,
+            offset: -1,
+            key: None,
+            value: Some(format!("{ev:?}").into_bytes()),
+            headers: Vec::new(),
+            timestamp: None,
+        };
+        self.dlq
+            .send(
+                &record,
+                Stage::ValueConverter,
+                self.converter.format().class_name(),
+                error,
+                error.kind(),
+            )
+            .await
+    }
+
+    /// A record Kafka refused for good (too large, invalid …) goes to the
+    /// DLQ with its bytes; retriable errors are returned.
+    async fn refused(&self, rec: &Outgoing, error: kafka_io::Error) -> Result<()> {
+        if error.is_retriable() {
+            return Err(error.into());
+        }
+        let record = FailedRecord {
+            topic: rec.topic.clone(),
+            partition: -1,
+            offset: -1,
+            key: rec.key.clone(),
+            value: rec.value.clone(),
+            headers: rec.headers.clone(),
+            timestamp: None,
+        };
+        self.dlq
+            .send(
+                &record,
+                Stage::KafkaProduce,
+                TASK_CLASS,
+                &error,
+                error.class_name(),
+            )
+            .await
+    }
+}
+
+/// A record without key bound for a compacted topic (a table without
+/// primary key, or a truncate, with `cleanup.policy=compact`).
+#[derive(Debug)]
+struct KeylessOnCompactedTopic {
+    topic: String,
+}
+
+impl std::fmt::Display for KeylessOnCompactedTopic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Compacted topic cannot accept message without key in topic partition {}: the table \
+             has no primary key (or the event is a truncate); give the table a primary key or \
+             REPLICA IDENTITY, or create the topic with cleanup.policy=delete",
+            self.topic
+        )
+    }
+}
+
+impl std::error::Error for KeylessOnCompactedTopic {}
+
+/// Records produced and not yet acknowledged (at-least-once), with the
+/// source position each batch completes.
 #[derive(Debug, Default)]
 struct Pending {
-    queue: VecDeque<(u64, Position)>,
+    queue: VecDeque<(u64, Progress, Instant)>,
 }
 
 impl Pending {
-    fn push(&mut self, last_seq: u64, position: Position) {
-        self.queue.push_back((last_seq, position));
+    fn push(&mut self, last_seq: u64, progress: Progress, sent: Instant) {
+        self.queue.push_back((last_seq, progress, sent));
     }
 
-    /// The newest position whose records are all acknowledged.
-    fn durable(&mut self, watermark: Option<u64>) -> Option<Position> {
+    /// The newest batch whose records are all acknowledged, and when the
+    /// oldest of those batches was sent.
+    fn durable(&mut self, watermark: Option<u64>) -> Option<(Progress, Instant)> {
         let wm = watermark?;
-        let mut last = None;
-        while let Some(&(seq, pos)) = self.queue.front() {
+        let mut last: Option<(Progress, Instant)> = None;
+        while let Some(&(seq, progress, sent)) = self.queue.front() {
             if seq > wm {
                 break;
             }
-            last = Some(pos);
+            last = Some((progress, last.map_or(sent, |(_, s)| s)));
             self.queue.pop_front();
         }
         last
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Latency and lag gauges of one connector.
+struct Observed {
+    produce_latency: prometheus_client::metrics::histogram::Histogram,
+    lag_ms: Gauge,
+}
+
+impl Observed {
+    fn new(metrics: &Metrics, name: &str) -> Self {
+        let labels = ConnectorLabels {
+            connector: name.to_string(),
+        };
+        Self {
+            produce_latency: metrics
+                .produce_latency_seconds
+                .get_or_create(&labels)
+                .clone(),
+            lag_ms: metrics.replication_lag_ms.get_or_create(&labels).clone(),
+        }
+    }
+
+    fn durable(&self, progress: Progress, sent: Instant) {
+        self.produce_latency.observe(sent.elapsed().as_secs_f64());
+        self.lag_ms.set((now_ms() - progress.source_ts_ms).max(0));
+    }
+}
+
 /// Runs the source connector until `shutdown` turns true or it fails.
 pub async fn run_source(
     config: ConnectorConfig,
-    mut ctx: TaskContext,
-    mut shutdown: watch::Receiver<bool>,
+    ctx: TaskContext,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let name = config.name.clone();
     let source_config = SourceConfig::from_properties(&config.props)?;
+    let delivery = SourceDelivery::from_config(&config)?;
     let options = Options::from_map(&config.props)?;
     let kafka = KafkaConfig::from_properties(&config.props)?;
-    let admin = TopicAdmin::new(&kafka)?;
     let reporter = Arc::new(ErrorReporter::new(&kafka, &name, 0).await?);
-    let producer = Producer::new(
-        &kafka,
-        ProducerOptions {
-            reporter: Some(reporter.clone()),
-            executing_class: TASK_CLASS.into(),
-            ..ProducerOptions::default()
-        },
-    )?;
+    let batch = config
+        .props
+        .get("max.batch.size")
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Property {
+                    connector: name.clone(),
+                    key: "max.batch.size".into(),
+                    reason: format!("`{v}` is not a positive number of events"),
+                })
+        })
+        .transpose()?
+        .unwrap_or(2048);
     std::fs::create_dir_all(&ctx.data_dir).map_err(|source| Error::Io {
         context: format!("creating data directory {}", ctx.data_dir.display()),
         source,
     })?;
-    let store = FileOffsetStore::new(ctx.data_dir.join(format!("{name}.source-offsets")));
-    let mut source = PgSource::start(source_config, store).await?;
-    ctx.board.set(&name, ConnectorState::Running);
-    tracing::info!(connector = %name, tables = ?source.info().tables, plan = ?source.info().plan, "source started");
+    let file_store = FileOffsetStore::new(ctx.data_dir.join(format!("{name}.source-offsets")));
+    let router = Router {
+        name: name.clone(),
+        heartbeat_topic: heartbeat_topic(
+            &options,
+            config
+                .props
+                .get("topic.heartbeat.prefix")
+                .map(String::as_str),
+        ),
+        transaction_topic: transaction_topic(
+            &options,
+            config.props.get("topic.transaction").map(String::as_str),
+        ),
+        converter: Converter::from_config(&config, &options)?,
+        admin: TopicAdmin::new(&kafka)?,
+        options,
+        kafka: kafka.clone(),
+        ensured: HashMap::new(),
+        dlq: DeadLetters::new(reporter.clone(), ctx.metrics.clone(), &name),
+        counters: EventCounters::new(ctx.metrics.clone(), &name),
+        metrics: ctx.metrics.clone(),
+        snapshot_rows: HashMap::new(),
+    };
+    match delivery {
+        SourceDelivery::AtLeastOnce => {
+            let source = PgSource::start(source_config, file_store).await?;
+            started(&ctx, &name, &source, "at-least-once");
+            at_least_once(router, source, &kafka, reporter, ctx, shutdown, batch).await
+        }
+        SourceDelivery::ExactlyOnce {
+            transactional_id,
+            offsets_topic,
+            boundary,
+        } => {
+            // Fences an older instance (aborting its open transaction)
+            // before the committed offset is read.
+            let producer =
+                TransactionalProducer::new(&kafka, &transactional_id, &offsets_topic).await?;
+            let initial = match producer.last_committed_position().await? {
+                Some(bytes) => parse_offset(&bytes)?,
+                // First exactly-once start: continue from what an
+                // at-least-once run of this connector stored, if any.
+                None => file_store.load().await?,
+            };
+            tracing::info!(
+                connector = %name, %transactional_id, %offsets_topic,
+                offsets = ?initial, "exactly-once source: committed offsets read"
+            );
+            let (store, requests) = TxnOffsetStore::new(initial.clone());
+            let source = PgSource::start(source_config, store).await?;
+            started(&ctx, &name, &source, "exactly-once");
+            let eos = ExactlyOnce {
+                producer,
+                requests,
+                committed: initial.map(|o| o.to_text()),
+                boundary,
+                batch,
+            };
+            eos.run(router, source, ctx, shutdown).await
+        }
+    }
+}
 
-    let mut encoder = JsonEncoder::new(options.clone());
-    let mut ensured: HashSet<String> = HashSet::new();
+fn started(ctx: &TaskContext, name: &str, source: &PgSource, mode: &str) {
+    ctx.board.set(name, ConnectorState::Running);
+    tracing::info!(
+        connector = %name, delivery = mode, tables = ?source.info().tables,
+        plan = ?source.info().plan, "source started"
+    );
+}
+
+fn parse_offset(bytes: &[u8]) -> Result<Option<SourceOffset>> {
+    let text = std::str::from_utf8(bytes).map_err(|_| pg_logical::Error::OffsetStore {
+        detail: "the committed offset record is not UTF-8 text".into(),
+    })?;
+    let offset = SourceOffset::from_text(text)?;
+    Ok((offset != SourceOffset::default()).then_some(offset))
+}
+
+async fn at_least_once(
+    mut router: Router,
+    mut source: PgSource,
+    kafka: &KafkaConfig,
+    reporter: Arc<ErrorReporter>,
+    mut ctx: TaskContext,
+    mut shutdown: watch::Receiver<bool>,
+    batch: usize,
+) -> Result<()> {
+    let name = router.name.clone();
+    let producer = Producer::new(
+        kafka,
+        ProducerOptions {
+            reporter: Some(reporter),
+            executing_class: TASK_CLASS.into(),
+            ..ProducerOptions::default()
+        },
+    )?;
+    let observed = Observed::new(&ctx.metrics, &name);
     let mut pending = Pending::default();
     let mut seq: u64 = 0;
-    let mut buf: Vec<SourceEvent> = Vec::with_capacity(2048);
+    let mut buf: Vec<SourceEvent> = Vec::with_capacity(batch);
+    let mut out: Vec<Outgoing> = Vec::with_capacity(batch);
     let mut watermark = producer.subscribe_watermark();
-    let mut counters = EventCounters::new(ctx.metrics.clone(), &name);
-
     loop {
         if ctx.wait_while_paused(&name, &mut shutdown).await {
             break;
@@ -144,43 +745,31 @@ pub async fn run_source(
             }
             _ = ctx.pause.changed() => {}
             _ = watermark.changed() => {}
-            got = source.recv_many(&mut buf, 2048) => {
+            got = source.recv_many(&mut buf, batch) => {
                 if got? == 0 {
                     tracing::info!(connector = %name, "source finished (nothing more to stream)");
                     break;
                 }
+                let sent = Instant::now();
+                let mut last = None;
                 for event in buf.drain(..) {
-                    let SourceEvent::Change(ev) = event else { continue };
-                    let Some(topic) = topic_name(&ev, &options) else { continue };
-                    if ensured.insert(topic.clone()) {
-                        admin.ensure_topic(&kafka.topic_creation.spec_for(&topic)).await?;
+                    if let Some(p) = router.route(event, &mut out).await? {
+                        last = Some(p);
                     }
-                    match encoder.encode(&ev) {
-                        Ok(rec) => {
-                            seq += 1;
-                            let mut record = Record::to(&topic);
-                            if let Some(k) = rec.key.as_deref() { record = record.key(k); }
-                            if let Some(v) = rec.value.as_deref() { record = record.value(v); }
-                            producer.send(seq, &record).await?;
-                            if tombstone_follows(&ev, &options) {
-                                seq += 1;
-                                let mut tomb = Record::to(&topic);
-                                if let Some(k) = rec.key.as_deref() { tomb = tomb.key(k); }
-                                producer.send(seq, &tomb).await?;
-                            }
-                        }
-                        Err(e) => {
-                            report_unconvertible(&reporter, &ctx.metrics, &name, &topic, &ev, &e).await?;
-                        }
-                    }
-                    counters.count(&ev);
-                    // A dead-lettered event completes with the records before it.
-                    pending.push(seq, ev.position);
+                }
+                for rec in out.drain(..) {
+                    seq += 1;
+                    producer.send(seq, &rec.record()).await?;
+                }
+                // A dead-lettered event completes with the records before it.
+                if let Some(p) = last {
+                    pending.push(seq, p, sent);
                 }
             }
         }
-        if let Some(position) = pending.durable(producer.watermark()) {
-            source.ack(position);
+        if let Some((progress, sent)) = pending.durable(producer.watermark()) {
+            observed.durable(progress, sent);
+            source.ack(progress.position);
         }
         if let Some(e) = producer.failure() {
             return Err(e.into());
@@ -189,47 +778,228 @@ pub async fn run_source(
 
     // Clean stop: wait for Kafka, acknowledge what is durable, release the slot.
     let wm = producer.flush(Duration::from_secs(30)).await?;
-    if let Some(position) = pending.durable(wm) {
-        source.ack(position);
+    if let Some((progress, sent)) = pending.durable(wm) {
+        observed.durable(progress, sent);
+        source.ack(progress.position);
     }
     source.stop().await?;
     Ok(())
 }
 
-async fn report_unconvertible(
-    reporter: &ErrorReporter,
-    metrics: &Metrics,
-    connector: &str,
-    topic: &str,
-    ev: &ChangeEvent,
-    error: &cdc_envelope::Error,
-) -> Result<()> {
-    // Nothing reached Kafka yet: the DLQ record carries the event's
-    // identity in its headers and no original bytes.
-    let record = FailedRecord {
-        topic: topic.to_string(),
-        partition: -1,
-        offset: -1,
-        key: None,
-        value: Some(format!("{ev:?}").into_bytes()),
-        headers: Vec::new(),
-        timestamp: None,
-    };
-    let ctx = ErrorContext {
-        stage: Stage::ValueConverter,
-        executing_class: "org.apache.kafka.connect.json.JsonConverter",
-        error,
-        exception_class: error.kind(),
-    };
-    reporter.report(&record, &ctx).await?;
-    metrics
-        .dlq_records
-        .get_or_create(&DlqLabels {
-            connector: connector.into(),
-            stage: "VALUE_CONVERTER".into(),
-        })
-        .inc();
-    Ok(())
+/// An offset the replication source wants stored, and where to say it is.
+type StoreRequest = (
+    SourceOffset,
+    oneshot::Sender<std::result::Result<(), String>>,
+);
+
+/// The exactly-once source's [`OffsetStore`]: `load` returns the offset the
+/// last committed Kafka transaction carried; `store` hands the offset to the
+/// task and returns once a Kafka transaction carrying it committed (the
+/// source advances the slot only after that).
+#[derive(Debug, Clone)]
+pub struct TxnOffsetStore {
+    initial: Option<SourceOffset>,
+    requests: mpsc::Sender<StoreRequest>,
+}
+
+impl TxnOffsetStore {
+    fn new(initial: Option<SourceOffset>) -> (Self, mpsc::Receiver<StoreRequest>) {
+        let (requests, rx) = mpsc::channel(4);
+        (Self { initial, requests }, rx)
+    }
+}
+
+impl OffsetStore for TxnOffsetStore {
+    async fn load(&self) -> pg_logical::Result<Option<SourceOffset>> {
+        Ok(self.initial.clone())
+    }
+
+    async fn store(&self, offset: &SourceOffset) -> pg_logical::Result<()> {
+        let gone = || pg_logical::Error::OffsetStore {
+            detail: "the Kafka transaction writer stopped before the offset was committed".into(),
+        };
+        let (reply, committed) = oneshot::channel();
+        self.requests
+            .send((offset.clone(), reply))
+            .await
+            .map_err(|_| gone())?;
+        committed
+            .await
+            .map_err(|_| gone())?
+            .map_err(|detail| pg_logical::Error::OffsetStore { detail })
+    }
+}
+
+/// The exactly-once loop's state.
+struct ExactlyOnce {
+    producer: TransactionalProducer,
+    requests: mpsc::Receiver<StoreRequest>,
+    /// The offset text of the last committed transaction.
+    committed: Option<String>,
+    boundary: Boundary,
+    batch: usize,
+}
+
+impl ExactlyOnce {
+    async fn run(
+        mut self,
+        mut router: Router,
+        mut source: PgSource,
+        mut ctx: TaskContext,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let name = router.name.clone();
+        let observed = Observed::new(&ctx.metrics, &name);
+        let mut buf: Vec<SourceEvent> = Vec::with_capacity(self.batch);
+        let mut out: Vec<Outgoing> = Vec::with_capacity(self.batch);
+        let result = 'run: loop {
+            if ctx.wait_while_paused(&name, &mut shutdown).await {
+                break Ok(());
+            }
+            // Wait for the first events of the next transaction.
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { break Ok(()); }
+                    continue;
+                }
+                _ = ctx.pause.changed() => continue,
+                Some((_, reply)) = self.requests.recv() => {
+                    // Not after one of our acknowledgements: everything
+                    // acknowledged is already committed.
+                    let _ = reply.send(Ok(()));
+                    continue;
+                }
+                got = source.recv_many(&mut buf, self.batch) => {
+                    match got {
+                        Ok(0) => {
+                            tracing::info!(connector = %name, "source finished (nothing more to stream)");
+                            break Ok(());
+                        }
+                        Ok(_) => {}
+                        Err(e) => break Err(e.into()),
+                    }
+                }
+            }
+            let started = Instant::now();
+            let mut last: Option<Progress> = None;
+            for event in buf.drain(..) {
+                if let Some(p) = router.route(event, &mut out).await? {
+                    last = Some(p);
+                }
+            }
+            if let Boundary::Interval(every) = self.boundary {
+                // Keep adding polls to this transaction until the interval ends.
+                let deadline = tokio::time::Instant::from_std(started + every);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => break,
+                        _ = shutdown.changed() => break,
+                        got = source.recv_many(&mut buf, self.batch) => {
+                            match got {
+                                Ok(0) => break,
+                                Ok(_) => {}
+                                Err(e) => break 'run Err(e.into()),
+                            }
+                            for event in buf.drain(..) {
+                                if let Some(p) = router.route(event, &mut out).await? {
+                                    last = Some(p);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if out.is_empty() && last.is_none() {
+                continue;
+            }
+            if let Err(e) = self.transaction(&router, &mut source, &mut out, last).await {
+                break Err(e);
+            }
+            if let Some(p) = last {
+                observed.durable(p, started);
+            }
+        };
+        // Stop the source; it stores its final offset, which needs no new
+        // transaction (everything it covers was committed).
+        let stop = source.stop();
+        tokio::pin!(stop);
+        let stopped = loop {
+            tokio::select! {
+                r = &mut stop => break r,
+                Some((_, reply)) = self.requests.recv() => { let _ = reply.send(Ok(())); }
+            }
+        };
+        result?;
+        stopped?;
+        Ok(())
+    }
+
+    /// Sends `out` in one transaction and commits it with the offset the
+    /// source computes for `last` (acknowledged here).
+    async fn transaction(
+        &mut self,
+        router: &Router,
+        source: &mut PgSource,
+        out: &mut Vec<Outgoing>,
+        last: Option<Progress>,
+    ) -> Result<()> {
+        let t0 = Instant::now();
+        let records = out.len();
+        let mut txn = self.producer.begin()?;
+        for rec in out.drain(..) {
+            if let Err(e) = txn.send(&rec.record()).await {
+                router.refused(&rec, e).await?;
+            }
+        }
+        let Some(progress) = last else {
+            // Heartbeats / transaction markers only: nothing moves the offset.
+            return match self.committed.clone() {
+                Some(text) => Ok(txn.commit(text.as_bytes()).await?),
+                // No offset yet to commit them with; they carry no data.
+                None => Ok(txn.abort().await?),
+            };
+        };
+        let t1 = Instant::now();
+        source.ack(progress.position);
+        let request = tokio::time::timeout(OFFSET_WAIT, self.requests.recv()).await;
+        let t2 = Instant::now();
+        match request {
+            Ok(Some((offset, reply))) => {
+                let text = offset.to_text();
+                match txn.commit(text.as_bytes()).await {
+                    Ok(()) => {
+                        tracing::debug!(
+                            records,
+                            send_ms = (t1 - t0).as_secs_f64() * 1e3,
+                            offset_ms = (t2 - t1).as_secs_f64() * 1e3,
+                            commit_ms = t2.elapsed().as_secs_f64() * 1e3,
+                            "transaction committed"
+                        );
+                        self.committed = Some(text);
+                        let _ = reply.send(Ok(()));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("the Kafka transaction failed: {e}")));
+                        Err(e.into())
+                    }
+                }
+            }
+            // The source stopped (its error comes with the next receive).
+            Ok(None) => Ok(txn.abort().await?),
+            Err(_) => {
+                tracing::warn!(
+                    connector = %router.name, position = ?progress.position,
+                    "no offset came back for an acknowledged position within {OFFSET_WAIT:?}; \
+                     committing the transaction with the previous offset (a crash now may \
+                     duplicate these records)"
+                );
+                let text = self.committed.clone().unwrap_or_default();
+                Ok(txn.commit(text.as_bytes()).await?)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,24 +1007,107 @@ mod tests {
     use super::*;
     use cdc_envelope::Lsn;
 
-    fn pos(lsn: u64, seq: u64) -> Position {
-        Position {
-            commit_lsn: Lsn(lsn),
-            seq,
+    fn progress(lsn: u64, seq: u64) -> Progress {
+        Progress {
+            position: Position {
+                commit_lsn: Lsn(lsn),
+                seq,
+            },
+            source_ts_ms: 0,
         }
     }
 
     #[test]
     fn pending_acks_only_fully_acknowledged_positions() {
+        let t = Instant::now();
         let mut p = Pending::default();
-        p.push(1, pos(100, 0));
-        p.push(3, pos(100, 1)); // a delete + tombstone: seqs 2 and 3
-        p.push(3, pos(100, 2)); // dead-lettered: completes with seq 3
-        p.push(4, pos(200, 0));
-        assert_eq!(p.durable(None), None);
-        assert_eq!(p.durable(Some(2)), Some(pos(100, 0)));
-        assert_eq!(p.durable(Some(3)), Some(pos(100, 2)));
-        assert_eq!(p.durable(Some(3)), None);
-        assert_eq!(p.durable(Some(10)), Some(pos(200, 0)));
+        p.push(1, progress(100, 0), t);
+        p.push(3, progress(100, 1), t); // a delete + tombstone: seqs 2 and 3
+        p.push(3, progress(100, 2), t); // dead-lettered: completes with seq 3
+        p.push(4, progress(200, 0), t);
+        let pos = |d: Option<(Progress, Instant)>| d.map(|(p, _)| p.position);
+        assert_eq!(pos(p.durable(None)), None);
+        assert_eq!(pos(p.durable(Some(2))), Some(progress(100, 0).position));
+        assert_eq!(pos(p.durable(Some(3))), Some(progress(100, 2).position));
+        assert_eq!(pos(p.durable(Some(3))), None);
+        assert_eq!(pos(p.durable(Some(10))), Some(progress(200, 0).position));
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
+        ConnectorConfig {
+            name: "src".into(),
+            kind: crate::status::ConnectorKind::Source,
+            props: std::iter::once(("topic.prefix", "srv"))
+                .chain(pairs.iter().copied())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn delivery_defaults_to_exactly_once_per_poll() {
+        let d = SourceDelivery::from_config(&config(&[])).unwrap_or(SourceDelivery::AtLeastOnce);
+        assert_eq!(
+            d,
+            SourceDelivery::ExactlyOnce {
+                transactional_id: "pg-cdc-src-srv-0".into(),
+                offsets_topic: DEFAULT_OFFSETS_TOPIC.into(),
+                boundary: Boundary::Poll,
+            }
+        );
+        let d = SourceDelivery::from_config(&config(&[
+            ("transaction.boundary", "interval"),
+            ("transaction.boundary.interval.ms", "250"),
+            ("offsets.storage.topic", "offs"),
+        ]))
+        .ok();
+        assert!(matches!(
+            d,
+            Some(SourceDelivery::ExactlyOnce { boundary: Boundary::Interval(i), ref offsets_topic, .. })
+                if i == Duration::from_millis(250) && offsets_topic == "offs"
+        ));
+    }
+
+    #[test]
+    fn delivery_settings_are_checked_by_key() {
+        let d =
+            SourceDelivery::from_config(&config(&[("exactly.once.source.support", "disabled")]));
+        assert!(matches!(d, Ok(SourceDelivery::AtLeastOnce)));
+        for (key, value) in [
+            ("exactly.once.source.support", "sometimes"),
+            ("transaction.boundary", "connector"),
+            ("transaction.boundary.interval.ms", "-1"),
+        ] {
+            let mut pairs = vec![(key, value)];
+            if key == "transaction.boundary.interval.ms" {
+                pairs.push(("transaction.boundary", "interval"));
+            }
+            match SourceDelivery::from_config(&config(&pairs)) {
+                Err(ConfigError::Property { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{key}={value}: expected an error naming the key, got {other:?}"),
+            }
+        }
+        let both = SourceDelivery::from_config(&config(&[
+            ("exactly.once.source.support", "disabled"),
+            ("exactly.once.support", "required"),
+        ]));
+        assert!(
+            matches!(both, Err(ConfigError::Property { ref key, .. }) if key == "exactly.once.support")
+        );
+    }
+
+    #[test]
+    fn empty_committed_offsets_mean_no_offsets() {
+        assert_eq!(parse_offset(b"pg-cdc-offset\t1\n").ok(), Some(None));
+        let text = SourceOffset {
+            snapshot: None,
+            acked: Some(Position {
+                commit_lsn: Lsn(42),
+                seq: 3,
+            }),
+        }
+        .to_text();
+        assert!(matches!(parse_offset(text.as_bytes()), Ok(Some(o)) if o.acked.is_some()));
+        assert!(parse_offset(b"\xff").is_err());
     }
 }

@@ -149,3 +149,91 @@ async fn column_added_mid_stream_reaches_the_target() -> TestResult {
     running.stop().await?;
     Ok(())
 }
+
+/// A table without primary key (REPLICA IDENTITY FULL) under the seed's
+/// `cleanup.policy=compact,delete`: Kafka refuses keyless records on
+/// compacted topics, and one such record would fail its whole transaction.
+/// The source dead-letters it alone, with Connect's headers, and the other
+/// table keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_record_for_a_compacted_topic_goes_to_dlq_source() -> TestResult {
+    let services = Services::get()?;
+    let source_db = services.source().fresh_database("keyless_src").await?;
+    let target_db = services.target().fresh_database("keyless_tgt").await?;
+    let source = source_db.connect().await?;
+    let target = target_db.connect().await?;
+    source.batch_execute(EMPLOYEES).await?;
+    source
+        .batch_execute("CREATE TABLE audit (note text); ALTER TABLE audit REPLICA IDENTITY FULL;")
+        .await?;
+    let mut setup = Setup::new(&source_db, &target_db)?;
+    setup.source.props.insert(
+        "table.include.list".into(),
+        "public.employees,public.audit".into(),
+    );
+    let running = setup.start(services);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    source
+        .batch_execute(
+            "INSERT INTO audit VALUES ('no key here');
+             INSERT INTO employees (name, department) VALUES ('Alice', 'A');",
+        )
+        .await?;
+    let rows = "SELECT name FROM employees ORDER BY emp_id";
+    wait_equal(&source, &target, rows, Duration::from_secs(60)).await?;
+
+    let mut props = BTreeMap::new();
+    props.insert(
+        "bootstrap.servers".to_string(),
+        services.kafka_brokers().to_string(),
+    );
+    let consumer = BatchConsumer::new(
+        &KafkaConfig::from_properties(&props)?,
+        &unique_name("keyless_reader"),
+        None,
+        BatchOptions {
+            max_records: 10,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_millis(500),
+        },
+    )?;
+    consumer.subscribe(&[&setup.dlq_source])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let record = loop {
+        if let Some(r) = consumer.next_batch().await?.records.into_iter().next() {
+            break r;
+        }
+        if Instant::now() > deadline {
+            return Err("no record in dlq_source within 60 s".into());
+        }
+    };
+    let header = |name: &str| {
+        record
+            .headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(
+        header("__connect.errors.topic"),
+        Some(format!("{}.public.audit", setup.prefix))
+    );
+    assert_eq!(
+        header("__connect.errors.stage").as_deref(),
+        Some("KAFKA_PRODUCE")
+    );
+    assert!(
+        header("__connect.errors.exception.message").is_some_and(|m| m.contains("without key")),
+        "{:?}",
+        header("__connect.errors.exception.message")
+    );
+    let value = String::from_utf8(record.value.clone().unwrap_or_default())?;
+    assert!(
+        value.contains("no key here"),
+        "original value kept: {value}"
+    );
+    running.stop().await?;
+    let _ = std::fs::remove_dir_all(&setup.data_dir);
+    Ok(())
+}

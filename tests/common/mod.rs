@@ -99,28 +99,18 @@ impl Setup {
 
     /// Starts both connectors in-process against `brokers`.
     pub fn start_with_brokers(&self, brokers: &str) -> Running {
-        let worker = Worker::new(
+        start_worker(
             vec![self.source.clone(), self.sink.clone()],
-            WorkerOptions {
-                bootstrap_servers: brokers.to_string(),
-                rest_addr: None,
-                data_dir: self.data_dir.clone(),
-                max_restart_backoff: Duration::from_secs(2),
-            },
-        );
-        let board = worker.board().clone();
-        let (stop, rx) = watch::channel(false);
-        Running {
-            board,
-            stop,
-            handle: tokio::spawn(worker.run(rx)),
-        }
+            brokers,
+            self.data_dir.clone(),
+        )
     }
 }
 
 /// A running worker.
 pub struct Running {
     pub board: StatusBoard,
+    pub metrics: std::sync::Arc<pg_cdc::metrics::Metrics>,
     stop: watch::Sender<bool>,
     handle: JoinHandle<pg_cdc::error::Result<WorkerOutcome>>,
 }
@@ -173,4 +163,26 @@ pub async fn text_rows(
         .iter()
         .map(|r| r.get::<_, String>(0))
         .collect())
+}
+
+/// Starts `connectors` in one in-process worker against `brokers`.
+pub fn start_worker(connectors: Vec<ConnectorConfig>, brokers: &str, data_dir: PathBuf) -> Running {
+    let worker = Worker::new(
+        connectors,
+        WorkerOptions {
+            bootstrap_servers: brokers.to_string(),
+            rest_addr: None,
+            data_dir,
+            max_restart_backoff: Duration::from_secs(2),
+        },
+    );
+    let board = worker.board().clone();
+    let metrics = worker.metrics().clone();
+    let (stop, rx) = watch::channel(false);
+    Running {
+        board,
+        metrics,
+        stop,
+        handle: tokio::spawn(worker.run(rx)),
+    }
 }
