@@ -626,6 +626,9 @@ fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
 /// records ready (the deadline is checked at least this often).
 const CLOCK_EVERY: usize = 128;
 
+/// How long a batch that already has records waits for more once none is ready.
+const LINGER: Duration = Duration::from_millis(5);
+
 fn fill_batch(
     consumer: &BaseConsumer<GroupContext>,
     state: &Mutex<GroupState>,
@@ -655,7 +658,11 @@ fn fill_batch(
             if batch.records.is_empty() {
                 deadline - now
             } else {
-                (deadline - now).min(Duration::from_millis(50))
+                // Records in hand and none ready: linger briefly for the
+                // next fetch, then hand the batch over (a partial batch now
+                // beats a full one `max_wait` later for end-to-end latency;
+                // under load records stay ready and batches still fill).
+                (deadline - now).min(LINGER)
             }
         } else {
             Duration::ZERO
@@ -682,6 +689,8 @@ fn fill_batch(
             batch.generation = s.generation;
         }
         match polled {
+            // Nothing ready after lingering with records in hand: done.
+            None if block && !batch.records.is_empty() => break,
             // Nothing ready (or only an event was served): block next time.
             None => block = true,
             Some(Ok(m)) => {

@@ -906,11 +906,13 @@ impl Transaction<'_> {
         let timeout = self.producer.timeout;
         let result = blocking(move || {
             // rust-rdkafka's commit_transaction flushes first, and its flush
-            // polls in 100 ms steps: every commit would take ≥ 100 ms. Flush
-            // in 1 ms steps here, so its own flush finds nothing outstanding.
+            // polls in 100 ms steps (busy-waiting below 1 ms): every commit
+            // would take ≥ 100 ms. Wait here for the threaded producer's own
+            // poll thread to see every delivery, sleeping in short steps, so
+            // the flush inside commit finds nothing outstanding.
             let deadline = Instant::now() + timeout;
             while p.in_flight_count() > 0 && Instant::now() < deadline {
-                let _ = p.flush(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(500));
             }
             p.commit_transaction(timeout)
                 .map_err(Error::transaction("commit"))
