@@ -182,14 +182,20 @@ impl ConnectorConfig {
                 });
             }
         }
-        let mut warnings = Vec::new();
-        if self.kind == ConnectorKind::Source {
-            for key in pg_logical::source::SourceConfig::unknown_source_keys(&self.props) {
-                warnings.push(format!(
-                    "property `{key}` is not a setting pg-cdc knows; ignored (typo?)"
-                ));
+        let unknown = match self.kind {
+            ConnectorKind::Source => {
+                pg_logical::source::SourceConfig::unknown_source_keys(&self.props)
             }
-        }
+            ConnectorKind::Sink => jdbc_sink::SinkConfig::unknown_sink_keys(&self.props),
+        };
+        let warnings = unknown
+            .into_iter()
+            .map(|key| {
+                format!(
+                    "property `{key}` is not a setting pg-cdc knows or supports; ignored (typo?)"
+                )
+            })
+            .collect();
         Ok(warnings)
     }
 
@@ -365,10 +371,18 @@ mod tests {
         let err = src
             .check_supported()
             .err()
-            .ok_or("Avro must be refused for now")?;
+            .ok_or("an Avro value with a JSON key (and no registry URL) must be refused")?;
         assert!(err.to_string().contains("value.converter"), "{err}");
         let mut sink = ConnectorConfig::load(&root.join("postg-sink-connector.json"))?;
         assert!(sink.check_supported()?.is_empty());
+        sink.apply_overrides(["insert.mod=upsert", "connection.pool.max_size=5"])?;
+        let warnings = sink.check_supported()?;
+        for key in ["insert.mod", "connection.pool.max_size"] {
+            assert!(
+                warnings.iter().any(|w| w.contains(key)),
+                "{key}: {warnings:?}"
+            );
+        }
         sink.apply_overrides(["tasks.max=4"])?;
         assert!(
             sink.check_supported().is_ok(),

@@ -391,7 +391,73 @@ fn parse_enum<T: Copy>(
         })
 }
 
+/// Every property the sink reads (Debezium JDBC sink names plus
+/// `pgcdc.*`), for [`SinkConfig::unknown_sink_keys`].
+pub const KNOWN_KEYS: &[&str] = &[
+    "auto.create",
+    "auto.evolve",
+    "batch.size",
+    "collection.name.format",
+    "connection.password",
+    "connection.url",
+    "connection.username",
+    "delete.enabled",
+    "flush.max.retries",
+    "flush.retry.delay.ms",
+    "hibernate.connection.sslcert",
+    "hibernate.connection.sslkey",
+    "hibernate.connection.sslmode",
+    "hibernate.connection.sslrootcert",
+    "insert.mode",
+    "pgcdc.exactly.once",
+    "pgcdc.offsets.table",
+    "pgcdc.write.path",
+    "primary.key.fields",
+    "primary.key.mode",
+    "quote.identifiers",
+    "schema.evolution",
+    "table.name.format",
+    "truncate.enabled",
+    "use.reduction.buffer",
+];
+
+/// Prefixes of the sink's own property names: keys under them that are not
+/// in [`KNOWN_KEYS`] are likely typos or unsupported Debezium settings.
+const OWN_PREFIXES: &[&str] = &[
+    "auto.",
+    "batch.",
+    "collection.",
+    "column.",
+    "connection.",
+    "database.",
+    "delete.",
+    "dialect.",
+    "field.",
+    "flush.",
+    "hibernate.",
+    "insert.",
+    "pgcdc.",
+    "primary.key.",
+    "quote.",
+    "schema.",
+    "table.",
+    "truncate.",
+    "use.",
+];
+
 impl SinkConfig {
+    /// Keys in `map` that look like sink properties but are not read here
+    /// (typos, or Debezium JDBC sink settings pg-cdc does not support, such
+    /// as `connection.pool.*` or `field.include.list`), to warn about.
+    pub fn unknown_sink_keys(map: &BTreeMap<String, String>) -> Vec<String> {
+        map.keys()
+            .filter(|k| {
+                OWN_PREFIXES.iter().any(|p| k.starts_with(p)) && !KNOWN_KEYS.contains(&k.as_str())
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Reads and validates the properties (unknown properties, such as
     /// `connector.class` or the converters, are ignored).
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self, SinkError> {
