@@ -202,9 +202,15 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
 ORDER BY n.nspname, c.relname";
 
+// `pg_get_expr(adbin, 0)`, not `(adbin, adrelid)`: with a relation the
+// function opens it (ACCESS SHARE), and while the snapshot readers hold
+// their lock a queued `ALTER TABLE` makes that wait forever (the readers
+// wait for this driver, the driver for the ALTER, the ALTER for the
+// readers: a deadlock PostgreSQL cannot see). A column default never refers
+// to columns, so it deparses the same without the relation.
 const COLUMNS_SQL: &str = "
 SELECT a.attrelid, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid)
+       pg_get_expr(d.adbin, 0)
 FROM pg_attribute a
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
