@@ -205,8 +205,17 @@ async fn kafka_topic_keeps_the_seed_settings() -> TestResult {
             let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
                 .create()?;
-            let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-            Ok(md.topics().first().map_or(0, |t| t.partitions().len()))
+            // A just-created topic's partitions reach the metadata a moment
+            // later on a freshly started broker: ask until they show up.
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+                let n = md.topics().first().map_or(0, |t| t.partitions().len());
+                if n > 0 || std::time::Instant::now() > deadline {
+                    return Ok(n);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     })
     .await??;
