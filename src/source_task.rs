@@ -40,7 +40,8 @@ use cdc_envelope::metadata::{
     heartbeat_record, heartbeat_topic, transaction_record, transaction_topic, TransactionStatus,
 };
 use cdc_envelope::{
-    key_change_header, tombstone_follows, topic_name, ChangeEvent, Op, Options, Position, TableId,
+    key_change_header, tombstone_follows, topic_name, ChangeEvent, EncodedRecord, Op, Options,
+    Position, TableId,
 };
 use kafka_io::{
     ErrorReporter, FailedRecord, Header, KafkaConfig, Producer, ProducerOptions, Record, Stage,
@@ -321,16 +322,9 @@ impl Router {
         match event {
             SourceEvent::Change(ev) => self.change(ev, out).await,
             SourceEvent::Heartbeat(h) => {
-                let topic = self.heartbeat_topic.clone();
-                self.topic(&topic).await?;
                 let rec = heartbeat_record(&self.options, h.ts_ms);
-                out.push(Outgoing {
-                    topic,
-                    key: rec.key,
-                    value: rec.value,
-                    headers: Vec::new(),
-                });
-                Ok(None)
+                let topic = self.heartbeat_topic.clone();
+                self.metadata_record(topic, rec, out).await
             }
             SourceEvent::TransactionBegin(m) => {
                 self.marker(TransactionStatus::Begin, &m, out).await
@@ -346,8 +340,6 @@ impl Router {
         m: &TransactionMarker,
         out: &mut Vec<Outgoing>,
     ) -> Result<Option<Progress>> {
-        let topic = self.transaction_topic.clone();
-        self.topic(&topic).await?;
         let collections: Vec<(String, u64)> = m
             .data_collections
             .iter()
@@ -361,6 +353,18 @@ impl Router {
             &collections,
             m.ts_us / 1000,
         );
+        let topic = self.transaction_topic.clone();
+        self.metadata_record(topic, rec, out).await
+    }
+
+    /// Queues a heartbeat or transaction-metadata record (no source progress).
+    async fn metadata_record(
+        &mut self,
+        topic: String,
+        rec: EncodedRecord,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Option<Progress>> {
+        self.topic(&topic).await?;
         out.push(Outgoing {
             topic,
             key: rec.key,

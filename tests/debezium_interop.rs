@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use cdc_testkit::{unique_name, Services};
 use common::{start_worker, text_rows, BoxError, Setup, TestResult};
-use kafka_io::{
-    BatchConsumer, BatchOptions, KafkaConfig, Producer, ProducerOptions, Record, TopicAdmin,
-};
+use kafka_io::{KafkaConfig, Producer, ProducerOptions, Record, TopicAdmin};
 use serde_json::Value as Json;
 
 const TABLES: [&str; 3] = ["employees", "common_types", "lossy"];
@@ -202,20 +200,8 @@ async fn read_topics(
     want: &HashMap<String, usize>,
     timeout: Duration,
 ) -> Result<HashMap<String, Vec<Rec>>, BoxError> {
-    let mut props = BTreeMap::new();
-    props.insert("bootstrap.servers".to_string(), brokers.to_string());
-    let consumer = BatchConsumer::new(
-        &KafkaConfig::from_properties(&props)?,
-        &unique_name("interop_reader"),
-        None,
-        BatchOptions {
-            max_records: 1000,
-            max_bytes: 16 << 20,
-            max_wait: Duration::from_millis(300),
-        },
-    )?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&names)?;
+    let consumer = common::reader(brokers, "interop_reader", &names, 1000)?;
     let mut got: HashMap<String, Vec<(i32, i64, Rec)>> = HashMap::new();
     let deadline = Instant::now() + timeout;
     let complete = |got: &HashMap<String, Vec<(i32, i64, Rec)>>| {
@@ -274,21 +260,9 @@ fn stream_order(records: &mut [Rec]) {
 
 /// The `__connect.errors.exception.message` headers in `topic`.
 async fn dlq_messages(brokers: &str, topic: &str) -> Result<Vec<String>, BoxError> {
-    let mut props = BTreeMap::new();
-    props.insert("bootstrap.servers".to_string(), brokers.to_string());
-    let consumer = BatchConsumer::new(
-        &KafkaConfig::from_properties(&props)?,
-        &unique_name("interop_dlq"),
-        None,
-        BatchOptions {
-            max_records: 100,
-            max_bytes: 1 << 20,
-            max_wait: Duration::from_millis(500),
-        },
-    )?;
-    consumer.subscribe(&[topic])?;
+    let consumer = common::reader(brokers, "interop_dlq", &[topic], 100)?;
     let mut out = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..10 {
         for r in consumer.next_batch().await?.records {
             out.extend(
                 r.headers

@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cdc_testkit::{unique_name, Services};
+use cdc_testkit::Services;
 use common::{wait_equal, Setup, TestResult, EMPLOYEES};
-use kafka_io::{BatchConsumer, BatchOptions, KafkaConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwritable_row_goes_to_dlq_and_the_rest_flows() -> TestResult {
@@ -44,22 +42,12 @@ async fn unwritable_row_goes_to_dlq_and_the_rest_flows() -> TestResult {
     wait_equal(&source, &target, rows, Duration::from_secs(60)).await?;
 
     // The DLQ holds Mallory's original record with Connect's headers.
-    let mut props = BTreeMap::new();
-    props.insert(
-        "bootstrap.servers".to_string(),
-        services.kafka_brokers().to_string(),
-    );
-    let consumer = BatchConsumer::new(
-        &KafkaConfig::from_properties(&props)?,
-        &unique_name("dlq_reader"),
-        None,
-        BatchOptions {
-            max_records: 10,
-            max_bytes: 1 << 20,
-            max_wait: Duration::from_millis(500),
-        },
+    let consumer = common::reader(
+        services.kafka_brokers(),
+        "dlq_reader",
+        &[&setup.dlq_sink],
+        10,
     )?;
-    consumer.subscribe(&[&setup.dlq_sink])?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let record = loop {
         let batch = consumer.next_batch().await?;
@@ -182,22 +170,12 @@ async fn keyless_record_for_a_compacted_topic_goes_to_dlq_source() -> TestResult
     let rows = "SELECT name FROM employees ORDER BY emp_id";
     wait_equal(&source, &target, rows, Duration::from_secs(60)).await?;
 
-    let mut props = BTreeMap::new();
-    props.insert(
-        "bootstrap.servers".to_string(),
-        services.kafka_brokers().to_string(),
-    );
-    let consumer = BatchConsumer::new(
-        &KafkaConfig::from_properties(&props)?,
-        &unique_name("keyless_reader"),
-        None,
-        BatchOptions {
-            max_records: 10,
-            max_bytes: 1 << 20,
-            max_wait: Duration::from_millis(500),
-        },
+    let consumer = common::reader(
+        services.kafka_brokers(),
+        "keyless_reader",
+        &[&setup.dlq_source],
+        10,
     )?;
-    consumer.subscribe(&[&setup.dlq_source])?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let record = loop {
         if let Some(r) = consumer.next_batch().await?.records.into_iter().next() {

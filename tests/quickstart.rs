@@ -129,21 +129,7 @@ async fn read_until(
     topic: &str,
     mut done: impl FnMut(&[kafka_io::ConsumedRecord]) -> bool,
 ) -> Result<Vec<kafka_io::ConsumedRecord>, common::BoxError> {
-    use kafka_io::{BatchConsumer, BatchOptions, KafkaConfig};
-    let props = [("bootstrap.servers".to_string(), brokers.to_string())]
-        .into_iter()
-        .collect();
-    let consumer = BatchConsumer::new(
-        &KafkaConfig::from_properties(&props)?,
-        &cdc_testkit::unique_name("qs_reader"),
-        None,
-        BatchOptions {
-            max_records: 100,
-            max_bytes: 1 << 20,
-            max_wait: Duration::from_millis(300),
-        },
-    )?;
-    consumer.subscribe(&[topic])?;
+    let consumer = common::reader(brokers, "qs_reader", &[topic], 100)?;
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !done(&got) {

@@ -186,3 +186,29 @@ pub fn start_worker(connectors: Vec<ConnectorConfig>, brokers: &str, data_dir: P
         handle: tokio::spawn(worker.run(rx)),
     }
 }
+
+/// A consumer in a fresh consumer group (`<group>_<unique>`) subscribed to
+/// `topics`, reading committed records from the beginning, up to
+/// `max_records` per batch.
+pub fn reader(
+    brokers: &str,
+    group: &str,
+    topics: &[&str],
+    max_records: usize,
+) -> Result<kafka_io::BatchConsumer, BoxError> {
+    let props = [("bootstrap.servers".to_string(), brokers.to_string())]
+        .into_iter()
+        .collect();
+    let consumer = kafka_io::BatchConsumer::new(
+        &kafka_io::KafkaConfig::from_properties(&props)?,
+        &unique_name(group),
+        None,
+        kafka_io::BatchOptions {
+            max_records,
+            max_bytes: 16 << 20,
+            max_wait: Duration::from_millis(300),
+        },
+    )?;
+    consumer.subscribe(topics)?;
+    Ok(consumer)
+}
