@@ -198,26 +198,29 @@ fn naive_avro(
     ]);
     let src = &ev.source;
     let source = AvroValue::Record(vec![
-        ("version".into(), AvroValue::String(src.version.clone())),
-        ("connector".into(), AvroValue::String(src.connector.clone())),
-        ("name".into(), AvroValue::String(src.name.clone())),
+        ("version".into(), AvroValue::String(src.version.to_string())),
+        (
+            "connector".into(),
+            AvroValue::String(src.connector.to_string()),
+        ),
+        ("name".into(), AvroValue::String(src.name.to_string())),
         ("ts_ms".into(), AvroValue::Long(src.ts_us / 1000)),
         (
             "snapshot".into(),
             AvroValue::Union(0, Box::new(AvroValue::String(src.snapshot.as_str().into()))),
         ),
-        ("db".into(), AvroValue::String(src.db.clone())),
+        ("db".into(), AvroValue::String(src.db.to_string())),
         (
             "sequence".into(),
             match &src.sequence {
-                Some(s) => AvroValue::Union(1, Box::new(AvroValue::String(s.clone()))),
+                Some(s) => AvroValue::Union(1, Box::new(AvroValue::String(s.to_string()))),
                 None => AvroValue::Union(0, Box::new(AvroValue::Null)),
             },
         ),
         ("ts_us".into(), opt_long(Some(src.ts_us))),
         ("ts_ns".into(), opt_long(Some(src.ts_us * 1000))),
-        ("schema".into(), AvroValue::String(src.schema.clone())),
-        ("table".into(), AvroValue::String(src.table.clone())),
+        ("schema".into(), AvroValue::String(src.schema.to_string())),
+        ("table".into(), AvroValue::String(src.table.to_string())),
         ("txId".into(), opt_long(src.tx_id)),
         ("lsn".into(), opt_long(src.lsn)),
         ("xmin".into(), opt_long(None)),
@@ -329,6 +332,20 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
+    // The same from shared bytes: strings are slices of the record.
+    let encoded_bytes = bytes::Bytes::from(encoded.clone());
+    let mut jdec_bytes = JsonDecoder::new(opts.clone());
+    g.bench_function("json_decode_with_schema_bytes", |b| {
+        b.iter_custom(|n| {
+            timed(n, || {
+                black_box(
+                    jdec_bytes
+                        .decode_bytes(Some(black_box(&key)), Some(black_box(&encoded_bytes)))
+                        .expect("decodes"),
+                )
+            })
+        })
+    });
     let (_, value_schema) = avro.schemas(&ev).expect("schemas");
     let mut datum = Vec::new();
     avro.encode_value_into(&ev, &mut datum).expect("encodes");
@@ -338,6 +355,21 @@ fn benches(c: &mut Criterion) {
             timed(n, || {
                 black_box(
                     adec.decode_value(&value_schema, None, black_box(&datum))
+                        .expect("decodes"),
+                )
+            })
+        })
+    });
+
+    // Schema `Arc` as a registry cache hands it out, datum as `Bytes`.
+    let datum_bytes = bytes::Bytes::from(datum.clone());
+    let mut adec_shared = AvroDecoder::new(opts.clone());
+    g.bench_function("avro_decode_shared", |b| {
+        b.iter_custom(|n| {
+            timed(n, || {
+                black_box(
+                    adec_shared
+                        .decode_value_shared(&value_schema, None, black_box(&datum_bytes))
                         .expect("decodes"),
                 )
             })

@@ -26,16 +26,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value as Json;
 
-use crate::connect::{self, Codec, ConnectSchema, ConnectType, Datum, Field, Prim};
+use crate::connect::{
+    self, Codec, ConnectSchema, ConnectType, Datum, Field, IntFast, Prim, TextFast,
+};
 use crate::envelope::{self, CachedPlan, PlanCache, TablePlan};
 use crate::error::{Error, Path, Result};
 use crate::event::{
-    ChangeEvent, LogicalMessage, Op, Position, SnapshotMarker, SourceInfo, TransactionBlock,
+    ChangeEvent, LogicalMessage, Op, Position, SnapshotMarker, SourceField, SourceInfo,
+    TransactionBlock,
 };
+use crate::intern::StrCache;
 use crate::json::lift;
 use crate::options::Options;
 use crate::schema::{Column, TableId, TableSchema};
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 /// The Confluent wire-format magic byte.
 pub const MAGIC_BYTE: u8 = 0;
@@ -1098,16 +1102,65 @@ fn datum_from_avro_json(s: &ConnectSchema, j: &Json) -> Option<Datum> {
 struct In<'a> {
     b: &'a [u8],
     pos: usize,
+    /// The buffer `b` is, when shared: strings become zero-copy slices.
+    src: Option<&'a Bytes>,
 }
 
 impl<'a> In<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Self {
+            b,
+            pos: 0,
+            src: None,
+        }
+    }
+    fn shared(src: &'a Bytes) -> Self {
+        Self {
+            b: src.as_ref(),
+            pos: 0,
+            src: Some(src),
+        }
+    }
+    /// A string as a [`Str`]: a slice of the shared input, else a copy.
+    #[inline]
+    fn text(&mut self) -> Result<Str> {
+        let n = self.len()?;
+        let start = self.pos;
+        let raw = self.take(n)?;
+        match self.src {
+            Some(src) => Str::from_utf8(src.slice(start..self.pos)).ok(),
+            None => std::str::from_utf8(raw).ok().map(Str::from),
+        }
+        .ok_or_else(|| self.err("invalid UTF-8 in string"))
+    }
+    /// A string shared through `cache`.
+    #[inline]
+    fn interned(&mut self, cache: &mut StrCache, hint: usize) -> Result<Str> {
+        let raw = self.bytes()?;
+        cache
+            .get_or_insert_at(hint, raw)
+            .map_err(|_| self.err("invalid UTF-8 in string"))
+    }
     fn err(&self, reason: impl Into<String>) -> Error {
         Error::InvalidAvro {
             offset: self.pos,
             reason: reason.into(),
         }
     }
+    #[inline(always)]
     fn long(&mut self) -> Result<i64> {
+        // One-byte varints (small ints, union branches, short lengths).
+        if let Some(&b) = self.b.get(self.pos) {
+            if b & 0x80 == 0 {
+                self.pos += 1;
+                let v = u64::from(b);
+                return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
+            }
+        }
+        self.long_slow()
+    }
+    #[inline(never)]
+    fn long_slow(&mut self) -> Result<i64> {
         let mut v: u64 = 0;
         let mut shift = 0;
         loop {
@@ -1127,6 +1180,7 @@ impl<'a> In<'a> {
         }
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -1139,14 +1193,17 @@ impl<'a> In<'a> {
         self.pos = end;
         Ok(s)
     }
+    #[inline]
     fn len(&mut self) -> Result<usize> {
         let n = self.long()?;
         usize::try_from(n).map_err(|_| self.err(format!("negative length {n}")))
     }
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.len()?;
         self.take(n)
     }
+    #[inline]
     fn string(&mut self) -> Result<&'a str> {
         let b = self.bytes()?;
         std::str::from_utf8(b).map_err(|_| self.err("invalid UTF-8 in string"))
@@ -1301,6 +1358,31 @@ fn read_prim<'a>(p: &Parsed, node: &Node, input: &mut In<'a>, depth: usize) -> R
     })
 }
 
+/// What a top-level field of a table envelope record is, for direct decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnvField {
+    Before,
+    After,
+    /// The `source` record (its record index).
+    Source(usize),
+    Op,
+    TsMs,
+    TsUs,
+    TsNs,
+    Transaction,
+    Other,
+}
+
+/// Field roles of a table envelope, resolved once per writer schema so
+/// that no name is looked up per record.
+#[derive(Debug)]
+struct DirectPlan {
+    /// One per field of the root record.
+    fields: Vec<EnvField>,
+    /// One per field of the `source` record.
+    source: Vec<SourceField>,
+}
+
 /// A writer schema parsed once, with the derived event decoding plan.
 #[derive(Debug)]
 struct ReaderPlan {
@@ -1309,6 +1391,12 @@ struct ReaderPlan {
     connect: ConnectSchema,
     table: Option<Arc<TableSchema>>,
     codecs: Vec<Codec>,
+    /// Direct string paths, one per column.
+    fast: Vec<TextFast>,
+    /// Direct integer paths, one per column.
+    ints: Vec<IntFast>,
+    /// Present for table envelopes of the usual shape.
+    direct: Option<DirectPlan>,
 }
 
 impl std::fmt::Debug for Parsed {
@@ -1325,17 +1413,146 @@ type KeyedPlan = (Option<Box<str>>, Arc<ReaderPlan>);
 /// The most recently used (value schema, key schema, plan).
 type LastPlan = (Box<str>, Option<Box<str>>, Arc<ReaderPlan>);
 
+/// The most recently used shared (value schema, key schema, plan): held
+/// `Arc`s keep their addresses unique, so pointer equality means identity.
+type LastShared = (Arc<str>, Option<Arc<str>>, Arc<ReaderPlan>);
+
 /// Decodes Avro datums written with a given writer schema (as fetched from
 /// a schema registry by id) back into [`ChangeEvent`]s.
+///
+/// The plan derived from a writer schema (field roles, column codecs) is
+/// cached, so nothing schema-related is resolved per record. With
+/// [`AvroDecoder::decode_value_shared`] the schema is recognised by
+/// pointer and the event's strings are zero-copy slices of the datum; the
+/// `source` block's repeating strings come from a small bounded cache.
 #[derive(Debug)]
 pub struct AvroDecoder {
     options: Options,
     plans: HashMap<Box<str>, Vec<KeyedPlan>>,
     last: Option<LastPlan>,
+    last_shared: Option<LastShared>,
+    strings: StrCache,
+    before_path: Path,
+    after_path: Path,
 }
 
 fn field_index(s: &ConnectSchema, name: &str) -> Option<usize> {
     s.fields.iter().position(|f| f.name == name)
+}
+
+/// The direct plan of a table envelope, `None` for unusual shapes (they
+/// take the generic path).
+fn direct_plan(parsed: &Parsed, root: &Node) -> Option<DirectPlan> {
+    let Node::Record(idx) = root else {
+        return None;
+    };
+    let rec = parsed.records.get(*idx)?;
+    let mut source = None;
+    let mut fields = Vec::with_capacity(rec.fields.len());
+    for (name, node, _) in &rec.fields {
+        fields.push(match name.as_str() {
+            "before" => EnvField::Before,
+            "after" => EnvField::After,
+            "source" => match node {
+                Node::Record(si) => {
+                    let srec = parsed.records.get(*si)?;
+                    source = Some(
+                        srec.fields
+                            .iter()
+                            .map(|(n, ..)| SourceField::of(n.as_bytes()))
+                            .collect(),
+                    );
+                    EnvField::Source(*si)
+                }
+                _ => return None,
+            },
+            "op" => match node {
+                Node::String => EnvField::Op,
+                _ => return None,
+            },
+            "ts_ms" => EnvField::TsMs,
+            "ts_us" => EnvField::TsUs,
+            "ts_ns" => EnvField::TsNs,
+            "transaction" => EnvField::Transaction,
+            _ => EnvField::Other,
+        });
+    }
+    Some(DirectPlan {
+        fields,
+        source: source.unwrap_or_default(),
+    })
+}
+
+/// The branch a union selects (other nodes as they are).
+#[inline]
+fn resolve<'n>(node: &'n Node, input: &mut In<'_>) -> Result<&'n Node> {
+    match node {
+        Node::Union(branches) => {
+            let i = input.long()?;
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| branches.get(i))
+                .ok_or_else(|| input.err(format!("union index {i} out of range")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// An optional integer field (`None` for null or a non-integer).
+#[inline]
+fn read_opt_int(p: &Parsed, node: &Node, input: &mut In<'_>) -> Result<Option<i64>> {
+    let branch = resolve(node, input)?;
+    Ok(match branch {
+        Node::Long => Some(input.long()?),
+        Node::Int => {
+            let v = input.long()?;
+            i32::try_from(v).map_err(|_| input.err("int out of range"))?;
+            Some(v)
+        }
+        Node::Null => None,
+        other => match read_prim(p, other, input, 1)? {
+            Prim::Int(i) => Some(i),
+            _ => None,
+        },
+    })
+}
+
+/// An optional string field (`None` for null or a non-string), shared
+/// through `cache` when given, else a slice / copy of the input.
+#[inline]
+fn read_opt_text(
+    p: &Parsed,
+    node: &Node,
+    input: &mut In<'_>,
+    cache: Option<(&mut StrCache, usize)>,
+) -> Result<Option<Str>> {
+    let branch = resolve(node, input)?;
+    Ok(match branch {
+        Node::String => Some(match cache {
+            Some((c, hint)) => input.interned(c, hint)?,
+            None => input.text()?,
+        }),
+        Node::Null => None,
+        other => match read_prim(p, other, input, 1)? {
+            Prim::Str(t) => Some(Str::from(t.as_ref())),
+            _ => None,
+        },
+    })
+}
+
+/// Transaction block from its generic datum.
+fn transaction_from(d: &Datum) -> Option<TransactionBlock> {
+    match d {
+        Datum::Struct(f) => match f.as_slice() {
+            [Datum::String(id), Datum::Int(t), Datum::Int(d)] => Some(TransactionBlock {
+                id: id.clone(),
+                total_order: *t,
+                data_collection_order: *d,
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl AvroDecoder {
@@ -1345,6 +1562,10 @@ impl AvroDecoder {
             options,
             plans: HashMap::new(),
             last: None,
+            last_shared: None,
+            strings: StrCache::default(),
+            before_path: Path::from("before"),
+            after_path: Path::from("after"),
         }
     }
 
@@ -1442,12 +1663,32 @@ impl AvroDecoder {
             }
             _ => (None, Vec::new()),
         };
+        let fast = match &table {
+            Some(t) => codecs
+                .iter()
+                .zip(&t.columns)
+                .map(|(c, col)| TextFast::of(c, &col.pg_type))
+                .collect(),
+            None => Vec::new(),
+        };
+        let ints = match &table {
+            Some(t) => codecs
+                .iter()
+                .zip(&t.columns)
+                .map(|(c, col)| IntFast::of(c, &col.pg_type))
+                .collect(),
+            None => Vec::new(),
+        };
+        let direct = table.as_ref().and_then(|_| direct_plan(&parsed, &root));
         let plan = Arc::new(ReaderPlan {
             parsed,
             root,
             connect,
             table,
             codecs,
+            fast,
+            ints,
+            direct,
         });
         if self.plans.len() > 1024 {
             self.plans.clear();
@@ -1464,8 +1705,39 @@ impl AvroDecoder {
         Ok(plan)
     }
 
+    /// The plan for shared schema texts: recognised by pointer while the
+    /// same `Arc`s keep coming (a registry client's cache hands out one
+    /// `Arc<str>` per schema id), else by content.
+    fn plan_shared(
+        &mut self,
+        value_schema: &Arc<str>,
+        key_schema: Option<&Arc<str>>,
+    ) -> Result<Arc<ReaderPlan>> {
+        if let Some((v, k, p)) = &self.last_shared {
+            let key_same = match (k, key_schema) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if key_same && Arc::ptr_eq(v, value_schema) {
+                return Ok(Arc::clone(p));
+            }
+        }
+        let plan = self.plan(value_schema, key_schema.map(|k| &**k))?;
+        self.last_shared = Some((
+            Arc::clone(value_schema),
+            key_schema.cloned(),
+            Arc::clone(&plan),
+        ));
+        Ok(plan)
+    }
+
     /// Decodes a value datum written with `value_schema` (Avro schema JSON).
     /// `key_schema`, when given, marks the key columns of the reconstructed table.
+    ///
+    /// The datum is copied once into a shared buffer that the event's
+    /// strings slice; prefer [`AvroDecoder::decode_value_shared`] when the
+    /// datum is already in [`Bytes`] and the schemas in `Arc`s.
     pub fn decode_value(
         &mut self,
         value_schema: &str,
@@ -1473,46 +1745,117 @@ impl AvroDecoder {
         datum: &[u8],
     ) -> Result<ChangeEvent> {
         let plan = self.plan(value_schema, key_schema)?;
-        let mut input = In { b: datum, pos: 0 };
-        // Rows are read straight into values; everything else generically.
-        let mut direct: [Option<Option<Vec<Value>>>; 2] = [None, None];
-        let mut direct_source: Option<SourceInfo> = None;
-        let d = match (&plan.root, &plan.table) {
-            (Node::Record(idx), Some(table)) => {
-                let rec = plan
-                    .parsed
-                    .records
-                    .get(*idx)
-                    .ok_or_else(|| input.err("dangling record"))?;
-                let mut values = Vec::with_capacity(rec.fields.len());
-                for (name, node, _) in &rec.fields {
-                    if name == "source" {
-                        if let Node::Record(si) = node {
-                            direct_source = Some(read_source(&plan.parsed, *si, &mut input)?);
-                            values.push(Datum::Null);
-                            continue;
-                        }
-                    }
-                    let slot = match name.as_str() {
-                        "before" => Some(0),
-                        "after" => Some(1),
-                        _ => None,
-                    };
-                    match slot {
-                        Some(i) => {
-                            let row = self.read_row(&plan, table, node, &mut input, name)?;
-                            if let Some(d) = direct.get_mut(i) {
-                                *d = Some(row);
-                            }
-                            values.push(Datum::Null);
-                        }
-                        None => values.push(read_datum(&plan.parsed, node, &mut input, 1)?),
-                    }
-                }
-                Datum::Struct(values)
+        self.decode_with(&plan, &Bytes::copy_from_slice(datum))
+    }
+
+    /// Like [`AvroDecoder::decode_value`] without copies: the plan is found
+    /// by the schemas' `Arc` identity (falling back to their text), and
+    /// text columns, decimals and `source.sequence` are zero-copy slices of
+    /// `datum`.
+    pub fn decode_value_shared(
+        &mut self,
+        value_schema: &Arc<str>,
+        key_schema: Option<&Arc<str>>,
+        datum: &Bytes,
+    ) -> Result<ChangeEvent> {
+        let plan = self.plan_shared(value_schema, key_schema)?;
+        self.decode_with(&plan, datum)
+    }
+
+    fn decode_with(&mut self, plan: &ReaderPlan, datum: &Bytes) -> Result<ChangeEvent> {
+        match (&plan.direct, &plan.table, &plan.root) {
+            (Some(direct), Some(table), Node::Record(idx)) => {
+                self.decode_direct(plan, direct, table, *idx, datum)
             }
-            _ => read_datum(&plan.parsed, &plan.root, &mut input, 0)?,
-        };
+            _ => self.decode_generic(plan, datum),
+        }
+    }
+
+    /// The common case: a table envelope, every field read straight into
+    /// the event.
+    fn decode_direct(
+        &mut self,
+        plan: &ReaderPlan,
+        direct: &DirectPlan,
+        table: &Arc<TableSchema>,
+        idx: usize,
+        datum: &Bytes,
+    ) -> Result<ChangeEvent> {
+        let mut input = In::shared(datum);
+        let rec = plan
+            .parsed
+            .records
+            .get(idx)
+            .ok_or_else(|| input.err("dangling record"))?;
+        let mut op = None;
+        let mut before = None;
+        let mut after = None;
+        let mut source = SourceInfo::default();
+        let mut transaction = None;
+        let (mut ts_ms, mut ts_us, mut ts_ns) = (None, None, None);
+        for ((_, node, _), role) in rec.fields.iter().zip(&direct.fields) {
+            match *role {
+                EnvField::Before => {
+                    before = self.read_row(plan, table, node, &mut input, &self.before_path)?
+                }
+                EnvField::After => {
+                    after = self.read_row(plan, table, node, &mut input, &self.after_path)?
+                }
+                EnvField::Source(si) => {
+                    source = read_source(
+                        &plan.parsed,
+                        si,
+                        &direct.source,
+                        &mut input,
+                        &mut self.strings,
+                    )?
+                }
+                EnvField::Op => {
+                    let code = input.string()?;
+                    op = Some(Op::from_code(code).ok_or_else(|| {
+                        Error::mismatch(&Path::from("op"), "one of c u d r t m", code.to_owned())
+                    })?);
+                }
+                EnvField::TsMs => ts_ms = read_opt_int(&plan.parsed, node, &mut input)?,
+                EnvField::TsUs => ts_us = read_opt_int(&plan.parsed, node, &mut input)?,
+                EnvField::TsNs => ts_ns = read_opt_int(&plan.parsed, node, &mut input)?,
+                EnvField::Transaction => {
+                    transaction = transaction_from(&read_datum(&plan.parsed, node, &mut input, 1)?)
+                }
+                EnvField::Other => {
+                    read_datum(&plan.parsed, node, &mut input, 1)?;
+                }
+            }
+        }
+        if input.pos != datum.len() {
+            return Err(input.err(format!("{} trailing bytes", datum.len() - input.pos)));
+        }
+        let op = op.ok_or_else(|| Error::MissingField {
+            path: Path::from("op"),
+        })?;
+        let ts_ns = ts_ns
+            .or_else(|| ts_us.map(|u: i64| u.saturating_mul(1000)))
+            .or_else(|| ts_ms.map(|m: i64| m.saturating_mul(1_000_000)))
+            .unwrap_or(0);
+        Ok(ChangeEvent {
+            op,
+            table: (op != Op::Message).then(|| Arc::clone(table)),
+            before,
+            after,
+            source,
+            ts_ns,
+            transaction,
+            message: None,
+            position: Position::default(),
+            key_change: None,
+        })
+    }
+
+    /// Any other shape (logical messages, unusual envelopes): the datum is
+    /// read generically, then mapped.
+    fn decode_generic(&mut self, plan: &ReaderPlan, datum: &Bytes) -> Result<ChangeEvent> {
+        let mut input = In::shared(datum);
+        let d = read_datum(&plan.parsed, &plan.root, &mut input, 0)?;
         if input.pos != datum.len() {
             return Err(input.err(format!("{} trailing bytes", datum.len() - input.pos)));
         }
@@ -1534,22 +1877,11 @@ impl AvroDecoder {
         let op = Op::from_code(&op_code).ok_or_else(|| {
             Error::mismatch(&Path::from("op"), "one of c u d r t m", op_code.clone())
         })?;
-        let source = match (direct_source, get("source")) {
-            (Some(src), _) => src,
-            (None, Some(Datum::Struct(f))) => source_from(s.field("source").map(|f| &f.schema), f),
+        let source = match get("source") {
+            Some(Datum::Struct(f)) => source_from(s.field("source").map(|f| &f.schema), f),
             _ => SourceInfo::default(),
         };
-        let transaction = match get("transaction") {
-            Some(Datum::Struct(f)) => match f.as_slice() {
-                [Datum::String(id), Datum::Int(t), Datum::Int(d)] => Some(TransactionBlock {
-                    id: id.clone(),
-                    total_order: *t,
-                    data_collection_order: *d,
-                }),
-                _ => None,
-            },
-            _ => None,
-        };
+        let transaction = get("transaction").and_then(transaction_from);
         let int = |n: &str| match get(n) {
             Some(Datum::Int(i)) => Some(*i),
             _ => None,
@@ -1599,8 +1931,6 @@ impl AvroDecoder {
             }
         }
         let [before, after] = rows;
-        let [db, da] = direct;
-        let (before, after) = (db.unwrap_or(before), da.unwrap_or(after));
         Ok(ChangeEvent {
             op,
             table: if op == Op::Message {
@@ -1625,18 +1955,9 @@ impl AvroDecoder {
         table: &TableSchema,
         node: &Node,
         input: &mut In<'_>,
-        name: &str,
+        parent: &Path,
     ) -> Result<Option<Vec<Value>>> {
-        let node = match node {
-            Node::Union(branches) => {
-                let i = input.long()?;
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| branches.get(i))
-                    .ok_or_else(|| input.err(format!("union index {i} out of range")))?
-            }
-            other => other,
-        };
+        let node = resolve(node, input)?;
         let idx = match node {
             Node::Null => return Ok(None),
             Node::Record(idx) => *idx,
@@ -1647,12 +1968,49 @@ impl AvroDecoder {
             .records
             .get(idx)
             .ok_or_else(|| input.err("dangling record"))?;
-        let parent = Path::from(name);
         let mut row = Vec::with_capacity(rec.fields.len());
-        for (((_, n, _), col), codec) in rec.fields.iter().zip(&table.columns).zip(&plan.codecs) {
-            let p = read_prim(&plan.parsed, n, input, 0)?;
+        let cols = table
+            .columns
+            .iter()
+            .zip(&plan.codecs)
+            .zip(plan.fast.iter().zip(&plan.ints));
+        for ((_, n, _), ((col, codec), (fast, int))) in rec.fields.iter().zip(cols) {
+            let mark = input.pos;
+            let p = match resolve(n, input)? {
+                // Strings straight to values (slices of the shared input).
+                Node::String if *fast != TextFast::Generic => {
+                    if let Some(v) = fast.value(input.text()?, &self.options) {
+                        row.push(v);
+                        continue;
+                    }
+                    input.pos = mark;
+                    read_prim(&plan.parsed, n, input, 0)?
+                }
+                Node::Null => Prim::Null,
+                Node::Long => {
+                    let v = input.long()?;
+                    if let Some(v) = int.value(v) {
+                        row.push(v);
+                        continue;
+                    }
+                    Prim::Int(v)
+                }
+                Node::Int => {
+                    let v = input.long()?;
+                    i32::try_from(v).map_err(|_| input.err("int out of range"))?;
+                    if let Some(v) = int.value(v) {
+                        row.push(v);
+                        continue;
+                    }
+                    Prim::Int(v)
+                }
+                _ => {
+                    input.pos = mark;
+                    read_prim(&plan.parsed, n, input, 0)?
+                }
+            };
             row.push(
-                lift(codec, p, &col.pg_type, &parent, &self.options)
+                lift(codec, p, &col.pg_type, parent, &self.options)
                     .map_err(|e| e.within(&col.name))?,
             );
         }
@@ -1673,45 +2031,62 @@ impl AvroDecoder {
     }
 }
 
-/// Reads the `source` record straight into a [`SourceInfo`].
-fn read_source(p: &Parsed, idx: usize, input: &mut In<'_>) -> Result<SourceInfo> {
+/// Reads the `source` record straight into a [`SourceInfo`] (field roles
+/// from the plan; repeating strings shared through `strings`).
+fn read_source(
+    p: &Parsed,
+    idx: usize,
+    roles: &[SourceField],
+    input: &mut In<'_>,
+    strings: &mut StrCache,
+) -> Result<SourceInfo> {
     let rec = p
         .records
         .get(idx)
         .ok_or_else(|| input.err("dangling record"))?;
     let mut s = SourceInfo::default();
-    for (name, node, _) in &rec.fields {
-        let v = read_prim(p, node, input, 1)?;
-        let text = |v: &Prim<'_>| match v {
-            Prim::Str(t) => Some(t.to_string()),
-            _ => None,
-        };
-        let int = match v {
-            Prim::Int(i) => Some(i),
-            _ => None,
-        };
-        match name.as_str() {
-            "version" => s.version = text(&v).unwrap_or_default(),
-            "connector" => s.connector = text(&v).unwrap_or_default(),
-            "name" => s.name = text(&v).unwrap_or_default(),
-            "ts_us" => s.ts_us = int.unwrap_or(s.ts_us),
-            "ts_ms" if s.ts_us == 0 => s.ts_us = int.unwrap_or(0).saturating_mul(1000),
-            "snapshot" => {
-                s.snapshot = match &v {
-                    Prim::Str(t) => SnapshotMarker::parse(t).unwrap_or_default(),
+    for ((_, node, _), role) in rec.fields.iter().zip(roles) {
+        match role {
+            SourceField::Version => {
+                s.version = read_opt_text(p, node, input, Some((strings, 0)))?.unwrap_or_default()
+            }
+            SourceField::Connector => {
+                s.connector = read_opt_text(p, node, input, Some((strings, 1)))?.unwrap_or_default()
+            }
+            SourceField::Name => {
+                s.name = read_opt_text(p, node, input, Some((strings, 2)))?.unwrap_or_default()
+            }
+            SourceField::Db => {
+                s.db = read_opt_text(p, node, input, Some((strings, 3)))?.unwrap_or_default()
+            }
+            SourceField::Schema => {
+                s.schema = read_opt_text(p, node, input, Some((strings, 4)))?.unwrap_or_default()
+            }
+            SourceField::Table => {
+                s.table = read_opt_text(p, node, input, Some((strings, 5)))?.unwrap_or_default()
+            }
+            SourceField::Sequence => s.sequence = read_opt_text(p, node, input, None)?,
+            SourceField::Origin => s.origin = read_opt_text(p, node, input, None)?,
+            SourceField::Snapshot => {
+                s.snapshot = match read_prim(p, node, input, 1)? {
+                    Prim::Str(t) => SnapshotMarker::parse(&t).unwrap_or_default(),
                     _ => SnapshotMarker::default(),
                 }
             }
-            "db" => s.db = text(&v).unwrap_or_default(),
-            "sequence" => s.sequence = text(&v),
-            "schema" => s.schema = text(&v).unwrap_or_default(),
-            "table" => s.table = text(&v).unwrap_or_default(),
-            "txId" => s.tx_id = int,
-            "lsn" => s.lsn = int,
-            "xmin" => s.xmin = int,
-            "origin" => s.origin = text(&v),
-            "origin_lsn" => s.origin_lsn = int,
-            _ => {}
+            SourceField::TsUs => s.ts_us = read_opt_int(p, node, input)?.unwrap_or(s.ts_us),
+            SourceField::TsMs => {
+                let v = read_opt_int(p, node, input)?;
+                if s.ts_us == 0 {
+                    s.ts_us = v.unwrap_or(0).saturating_mul(1000);
+                }
+            }
+            SourceField::TxId => s.tx_id = read_opt_int(p, node, input)?,
+            SourceField::Lsn => s.lsn = read_opt_int(p, node, input)?,
+            SourceField::Xmin => s.xmin = read_opt_int(p, node, input)?,
+            SourceField::OriginLsn => s.origin_lsn = read_opt_int(p, node, input)?,
+            SourceField::Other => {
+                read_prim(p, node, input, 1)?;
+            }
         }
     }
     Ok(s)
@@ -1722,7 +2097,7 @@ fn source_from(schema: Option<&ConnectSchema>, f: &[Datum]) -> SourceInfo {
     let Some(schema) = schema else { return s };
     for (field, v) in schema.fields.iter().zip(f) {
         let text = || match v {
-            Datum::String(t) => Some(t.clone()),
+            Datum::String(t) => Some(Str::from(t.as_str())),
             _ => None,
         };
         let int = || match v {
@@ -1766,7 +2141,7 @@ pub fn decode_key(key_schema: &str, datum: &[u8], options: &Options) -> Result<V
     let path = Path::from("key");
     let root = parsed.node(&json, None, &path, 0)?;
     let connect = connect_of(&parsed, &root, &json, &path, 0)?;
-    let mut input = In { b: datum, pos: 0 };
+    let mut input = In::new(datum);
     let Datum::Struct(values) = read_datum(&parsed, &root, &mut input, 0)? else {
         return Err(Error::InvalidEvent {
             reason: "key is not a record".into(),
@@ -1789,6 +2164,62 @@ pub fn decode_key(key_schema: &str, datum: &[u8], options: &Options) -> Result<V
 mod tests {
     use super::*;
 
+    /// The byte-at-a-time varint reader the word-at-a-time one must match.
+    fn reference_long(b: &[u8]) -> Option<(i64, usize)> {
+        let (mut v, mut shift, mut i) = (0u64, 0u32, 0usize);
+        loop {
+            let byte = *b.get(i)?;
+            i += 1;
+            if shift >= 64 {
+                return None;
+            }
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some((((v >> 1) as i64) ^ -((v & 1) as i64), i));
+            }
+            shift += 7;
+        }
+    }
+
+    #[test]
+    fn varints_match_the_reference_reader() {
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -65,
+            300,
+            588_651_920,
+            1_795_492_115_246_373,
+            1_795_492_115_317_437_453,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = Vec::new();
+            zigzag(&mut out, v);
+            for pad in 0..10 {
+                let mut o = out.clone();
+                o.extend(std::iter::repeat_n(0x81u8, pad));
+                inputs.push(o);
+            }
+        }
+        // Over-long, truncated and continuation-only inputs.
+        for n in 0..14 {
+            inputs.push(vec![0xff; n]);
+            let mut o = vec![0x80; n];
+            o.push(0);
+            inputs.push(o);
+        }
+        for b in &inputs {
+            let mut r = In::new(b);
+            let got = r.long().ok().map(|v| (v, r.pos));
+            assert_eq!(got, reference_long(b), "{b:02x?}");
+        }
+    }
+
     #[test]
     fn zigzag_matches_spec() {
         for (v, bytes) in [
@@ -1801,12 +2232,12 @@ mod tests {
             let mut out = Vec::new();
             zigzag(&mut out, v);
             assert_eq!(out, bytes);
-            assert_eq!(In { b: &out, pos: 0 }.long().ok(), Some(v));
+            assert_eq!(In::new(&out).long().ok(), Some(v));
         }
         for v in [i64::MIN, i64::MAX, 123_456_789] {
             let mut out = Vec::new();
             zigzag(&mut out, v);
-            assert_eq!(In { b: &out, pos: 0 }.long().ok(), Some(v));
+            assert_eq!(In::new(&out).long().ok(), Some(v));
         }
     }
 

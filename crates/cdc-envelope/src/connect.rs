@@ -1630,6 +1630,93 @@ impl Codec {
     }
 }
 
+/// How a decoder turns a column's string values into [`Value`]s without
+/// the generic primitive path: decided once per column when the decode plan
+/// is built (the same rules as [`Codec::lift`] for STRING values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextFast {
+    /// Plain text: the string itself becomes [`Value::Text`].
+    Text,
+    /// `numeric` as a decimal string (`decimal.handling.mode=string`).
+    Decimal,
+    /// Anything else: use [`Codec::lift`].
+    Generic,
+}
+
+impl TextFast {
+    /// The fast kind of a column with this codec and source type.
+    pub(crate) fn of(codec: &Codec, pg: &PgType) -> Self {
+        if !matches!(codec, Codec::String) || matches!(pg.kind, TypeKind::Enum(_)) {
+            return Self::Generic;
+        }
+        match pg.name.as_str() {
+            "numeric" => Self::Decimal,
+            "money" | "uuid" | "json" | "jsonb" | "xml" => Self::Generic,
+            _ => Self::Text,
+        }
+    }
+
+    /// The value of a decoded (non-null) string, or `None` when the generic
+    /// path must decide (special decimals, malformed text: its errors).
+    pub(crate) fn value(self, s: Str, options: &Options) -> Option<Value> {
+        if s.as_bytes().as_ref() == options.unavailable_value_placeholder.as_bytes() {
+            return Some(Value::Unavailable);
+        }
+        match self {
+            Self::Text => Some(Value::Text(s)),
+            Self::Decimal => {
+                Decimal::from_str_checked(s).map(|d| Value::Numeric(Numeric::Finite(d)))
+            }
+            Self::Generic => None,
+        }
+    }
+}
+
+/// How a decoder turns a column's integer values into [`Value`]s without
+/// the generic primitive path (the same rules as [`Codec::lift`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntFast {
+    /// `int2`.
+    Int16,
+    /// `int4`.
+    Int32,
+    /// Other integers.
+    Int64,
+    /// `date` as days since the epoch.
+    DateDays,
+    /// Anything else: use [`Codec::lift`].
+    Generic,
+}
+
+impl IntFast {
+    /// The fast kind of a column with this codec and source type.
+    pub(crate) fn of(codec: &Codec, pg: &PgType) -> Self {
+        match codec {
+            Codec::Int => match pg.name.as_str() {
+                "int2" => Self::Int16,
+                "int4" => Self::Int32,
+                _ => Self::Int64,
+            },
+            Codec::DateDays => Self::DateDays,
+            _ => Self::Generic,
+        }
+    }
+
+    /// The value of a decoded integer, or `None` when the generic path
+    /// must decide (out of range: its error).
+    pub(crate) fn value(self, i: i64) -> Option<Value> {
+        Some(match self {
+            Self::Int16 => Value::Int16(i16::try_from(i).ok()?),
+            Self::Int32 => Value::Int32(i32::try_from(i).ok()?),
+            Self::Int64 => Value::Int64(i),
+            Self::DateDays if i == i64::from(i32::MAX) => Value::Date(Date::PosInfinity),
+            Self::DateDays if i == i64::from(i32::MIN) => Value::Date(Date::NegInfinity),
+            Self::DateDays => Value::Date(Date::Days(i32::try_from(i).ok()?)),
+            Self::Generic => return None,
+        })
+    }
+}
+
 /// A STRING value typed by the source column type.
 fn text_value(pg: &PgType, s: String, path: &Path) -> Result<Value> {
     if let TypeKind::Enum(_) = pg.kind {

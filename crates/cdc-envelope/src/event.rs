@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::schema::TableSchema;
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 /// A PostgreSQL log sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -145,27 +145,87 @@ impl SnapshotMarker {
     }
 }
 
+/// The fields of Debezium's PostgreSQL `source` block the decoders read,
+/// one role per field name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceField {
+    Version,
+    Connector,
+    Name,
+    TsMs,
+    Snapshot,
+    Db,
+    Sequence,
+    TsUs,
+    Schema,
+    Table,
+    TxId,
+    Lsn,
+    Xmin,
+    Origin,
+    OriginLsn,
+    /// `ts_ns` (derived from `ts_us`) and fields of other connectors.
+    Other,
+}
+
+/// `source` field names in the order Debezium writes them (decoders check
+/// the expected next name first, so a name is usually compared once).
+pub(crate) const SOURCE_FIELDS: [(&str, SourceField); 16] = [
+    ("version", SourceField::Version),
+    ("connector", SourceField::Connector),
+    ("name", SourceField::Name),
+    ("ts_ms", SourceField::TsMs),
+    ("snapshot", SourceField::Snapshot),
+    ("db", SourceField::Db),
+    ("sequence", SourceField::Sequence),
+    ("ts_us", SourceField::TsUs),
+    ("ts_ns", SourceField::Other),
+    ("schema", SourceField::Schema),
+    ("table", SourceField::Table),
+    ("txId", SourceField::TxId),
+    ("lsn", SourceField::Lsn),
+    ("xmin", SourceField::Xmin),
+    ("origin", SourceField::Origin),
+    ("origin_lsn", SourceField::OriginLsn),
+];
+
+impl SourceField {
+    /// The role of the field called `name`.
+    pub(crate) fn of(name: &[u8]) -> Self {
+        SOURCE_FIELDS
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map_or(Self::Other, |(_, f)| *f)
+    }
+}
+
 /// Debezium's PostgreSQL `source` block (`io.debezium.connector.postgresql.Source`).
+///
+/// Text fields are [`Str`]s: cheap to clone and, when decoded, either shared
+/// with a decoder's cache (the values that repeat from event to event:
+/// `version`, `connector`, `name`, `db`, `schema`, `table`) or zero-copy
+/// slices of the record's bytes. Build them from `&str` / `String` with
+/// `.into()`, or [`Str::from_static`] for literals.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SourceInfo {
     /// Connector version string.
-    pub version: String,
+    pub version: Str,
     /// Always `postgresql` for this source.
-    pub connector: String,
+    pub connector: Str,
     /// Logical server name (`topic.prefix`).
-    pub name: String,
+    pub name: Str,
     /// Commit time of the transaction (snapshot: read time), microseconds since the epoch.
     pub ts_us: i64,
     /// Snapshot marker.
     pub snapshot: SnapshotMarker,
     /// Database name.
-    pub db: String,
+    pub db: Str,
     /// `sequence`: `["<last committed lsn>","<current lsn>"]` as a JSON string.
-    pub sequence: Option<String>,
+    pub sequence: Option<Str>,
     /// Schema name.
-    pub schema: String,
+    pub schema: Str,
     /// Table name.
-    pub table: String,
+    pub table: Str,
     /// Transaction id.
     pub tx_id: Option<i64>,
     /// LSN of the change.
@@ -173,7 +233,7 @@ pub struct SourceInfo {
     /// `xmin` (only with `xmin.fetch.interval.ms`).
     pub xmin: Option<i64>,
     /// Replication origin name, if the change came from one.
-    pub origin: Option<String>,
+    pub origin: Option<Str>,
     /// Replication origin LSN.
     pub origin_lsn: Option<i64>,
 }

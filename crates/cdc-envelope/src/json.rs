@@ -26,12 +26,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::connect::{self, Codec, ConnectSchema, ConnectType, Datum, Field, Prim};
+use crate::connect::{
+    self, Codec, ConnectSchema, ConnectType, Datum, Field, IntFast, Prim, TextFast,
+};
 use crate::envelope::{self, CachedPlan, PlanCache, TablePlan};
 use crate::error::{Error, Path, Result};
 use crate::event::{
-    ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceInfo, TransactionBlock,
+    ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceField, SourceInfo,
+    TransactionBlock, SOURCE_FIELDS,
 };
+use crate::intern::StrCache;
 use crate::options::Options;
 use crate::schema::{Column, PgType, TableId, TableSchema, TypeKind};
 use crate::value::{Array, Str, Value};
@@ -790,11 +794,34 @@ impl JsonEncoder {
 
 // ---------------------------------------------------------------- reading
 
+/// True when `name` appears in JSON exactly as its bytes (no escapes).
+fn is_plain(name: &[u8]) -> bool {
+    !name.iter().any(|&c| NEEDS_ESCAPE[c as usize])
+}
+
+/// Index of the first byte at or after `i` that ends the plain part of a
+/// JSON string (`"`, `\\` or a control character), or `b.len()`. (A
+/// byte loop: word-at-a-time scanning measured slower on these short
+/// strings.)
+#[inline]
+fn scan_plain(b: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = b.get(i) {
+        if NEEDS_ESCAPE[c as usize] {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// A byte-level JSON pull reader with checked reads and a depth limit.
 pub(crate) struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
     depth: usize,
+    /// The buffer `b` is, when it is shared: strings are then handed out as
+    /// zero-copy slices of it.
+    src: Option<&'a Bytes>,
 }
 
 /// A JSON number as read.
@@ -810,7 +837,94 @@ impl<'a> Reader<'a> {
             b,
             pos: 0,
             depth: 0,
+            src: None,
         }
+    }
+
+    /// A reader over shared bytes: [`Reader::text`] returns slices of them.
+    pub(crate) fn shared(src: &'a Bytes) -> Self {
+        Self {
+            b: src.as_ref(),
+            pos: 0,
+            depth: 0,
+            src: Some(src),
+        }
+    }
+
+    /// Scans a string without escapes: its content's byte range, with the
+    /// reader on the closing quote; `None` (reader unmoved past the opening
+    /// quote) when it has an escape.
+    #[inline]
+    fn plain_span(&mut self) -> Result<Option<(usize, usize)>> {
+        let start = self.pos;
+        let end = scan_plain(self.b, start);
+        match self.b.get(end) {
+            Some(b'"') => {
+                self.pos = end;
+                Ok(Some((start, end)))
+            }
+            Some(0..=0x1f) => {
+                self.pos = end;
+                Err(self.err("control character in string"))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A string value as a [`Str`]: a zero-copy slice of the input when the
+    /// reader is [`Reader::shared`] and the string has no escapes, else a
+    /// copy (unescaped).
+    #[inline]
+    pub(crate) fn text(&mut self) -> Result<Str> {
+        self.expect(b'"')?;
+        if let Some((a, b)) = self.plain_span()? {
+            let s = match self.src {
+                Some(src) => Str::from_utf8(src.slice(a..b)).ok(),
+                None => self
+                    .b
+                    .get(a..b)
+                    .and_then(|raw| std::str::from_utf8(raw).ok())
+                    .map(Str::from),
+            }
+            .ok_or_else(|| self.err("invalid UTF-8"))?;
+            self.pos += 1;
+            return Ok(s);
+        }
+        self.pos -= 1;
+        self.string().map(|s| Str::from(s.into_owned()))
+    }
+
+    /// A string value shared through `cache` (for values that repeat from
+    /// record to record).
+    #[inline]
+    fn interned(&mut self, cache: &mut StrCache, hint: usize) -> Result<Str> {
+        self.expect(b'"')?;
+        if let Some((a, b)) = self.plain_span()? {
+            let s = cache
+                .get_or_insert_at(hint, self.b.get(a..b).unwrap_or_default())
+                .map_err(|_| self.err("invalid UTF-8"))?;
+            self.pos += 1;
+            return Ok(s);
+        }
+        self.pos -= 1;
+        let s = self.string()?;
+        Ok(cache.get_or_insert_str(&s))
+    }
+
+    #[inline]
+    fn opt_interned(&mut self, cache: &mut StrCache, hint: usize) -> Result<Option<Str>> {
+        if self.null()? {
+            return Ok(None);
+        }
+        self.interned(cache, hint).map(Some)
+    }
+
+    #[inline]
+    fn opt_text(&mut self) -> Result<Option<Str>> {
+        if self.null()? {
+            return Ok(None);
+        }
+        self.text().map(Some)
     }
 
     fn err(&self, reason: impl Into<String>) -> Error {
@@ -820,6 +934,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn ws(&mut self) {
         while let Some(c) = self.b.get(self.pos) {
             if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
@@ -830,11 +945,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.pos).copied()
     }
 
+    #[inline]
     fn expect(&mut self, c: u8) -> Result<()> {
         if self.peek() == Some(c) {
             self.pos += 1;
@@ -861,6 +978,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `null` if it is next.
+    #[inline]
     pub(crate) fn null(&mut self) -> Result<bool> {
         if self.peek() == Some(b'n') {
             self.literal(b"null")?;
@@ -881,18 +999,16 @@ impl<'a> Reader<'a> {
         self.expect(b'"')?;
         let start = self.pos;
         // Fast path: no escapes.
-        while let Some(&c) = self.b.get(self.pos) {
-            match c {
-                b'"' => {
-                    let s = std::str::from_utf8(&self.b[start..self.pos])
-                        .map_err(|_| self.err("invalid UTF-8"))?;
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(self.err("control character in string")),
-                _ => self.pos += 1,
+        self.pos = scan_plain(self.b, start);
+        match self.b.get(self.pos) {
+            Some(b'"') => {
+                let s = std::str::from_utf8(self.b.get(start..self.pos).unwrap_or_default())
+                    .map_err(|_| self.err("invalid UTF-8"))?;
+                self.pos += 1;
+                return Ok(Cow::Borrowed(s));
             }
+            Some(0..=0x1f) => return Err(self.err("control character in string")),
+            _ => {}
         }
         let mut out: Vec<u8> = self.b.get(start..self.pos).unwrap_or_default().to_vec();
         loop {
@@ -960,7 +1076,8 @@ impl<'a> Reader<'a> {
     pub(crate) fn number(&mut self) -> Result<Num<'a>> {
         self.ws();
         let start = self.pos;
-        // Single pass for plain integers that fit an i64.
+        // Single pass for plain integers of up to 19 digits (no u64
+        // overflow possible) that fit an i64.
         {
             let mut i = self.pos;
             let neg = self.b.get(i) == Some(&b'-');
@@ -968,27 +1085,26 @@ impl<'a> Reader<'a> {
                 i += 1;
             }
             let digits_start = i;
-            let mut v: i64 = 0;
+            let mut v: u64 = 0;
             while let Some(&c) = self.b.get(i) {
-                if !c.is_ascii_digit() {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
                     break;
                 }
-                match v
-                    .checked_mul(10)
-                    .and_then(|x| x.checked_add(i64::from(c - b'0')))
-                {
-                    Some(x) => v = x,
-                    None => break,
-                }
+                v = v.wrapping_mul(10).wrapping_add(u64::from(d));
                 i += 1;
             }
-            let done = !matches!(
-                self.b.get(i),
-                Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-            );
-            if i > digits_start && done {
-                self.pos = i;
-                return Ok(Num::Int(if neg { -v } else { v }));
+            let n = i - digits_start;
+            let done = !matches!(self.b.get(i), Some(b'.' | b'e' | b'E' | b'+' | b'-'));
+            if n > 0 && n <= 19 && done {
+                if !neg && v <= i64::MAX as u64 {
+                    self.pos = i;
+                    return Ok(Num::Int(v as i64));
+                }
+                if neg && v <= 1u64 << 63 {
+                    self.pos = i;
+                    return Ok(Num::Int((v as i64).wrapping_neg()));
+                }
             }
         }
         let mut is_float = false;
@@ -1087,30 +1203,55 @@ impl<'a> Reader<'a> {
     }
 
     /// An object key as raw bytes (borrowed unless it has escapes).
+    #[inline]
     fn key(&mut self) -> Result<Cow<'a, [u8]>> {
         self.expect(b'"')?;
         let start = self.pos;
-        while let Some(&c) = self.b.get(self.pos) {
-            match c {
-                b'"' => {
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(&self.b[start..self.pos - 1]));
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(self.err("control character in string")),
-                _ => self.pos += 1,
+        let end = scan_plain(self.b, start);
+        match self.b.get(end) {
+            Some(b'"') => {
+                self.pos = end + 1;
+                return Ok(Cow::Borrowed(self.b.get(start..end).unwrap_or_default()));
             }
+            Some(0..=0x1f) => {
+                self.pos = end;
+                return Err(self.err("control character in string"));
+            }
+            _ => {}
         }
         self.pos = start - 1;
         let s = self.string()?;
         Ok(Cow::Owned(s.into_owned().into_bytes()))
     }
 
+    /// Consumes the key `"name"` if it is next, byte for byte. `name` must
+    /// be plain (no `"`, `\\` or control characters: see [`is_plain`]), so
+    /// the raw bytes are the key itself.
+    #[inline]
+    fn key_is(&mut self, name: &[u8]) -> bool {
+        self.ws();
+        let start = self.pos;
+        let Some(end) = start.checked_add(name.len() + 2) else {
+            return false;
+        };
+        match self.b.get(start..end) {
+            Some([b'"', middle @ .., b'"']) if middle == name => {
+                self.pos = end;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Like [`Reader::object`] with keys as raw bytes (no UTF-8 check: keys
-    /// are only compared with known ASCII names).
-    pub(crate) fn object_raw(
+    /// are only compared with known ASCII names), for objects whose keys
+    /// usually come in a known order: `expected()` names the likely next key
+    /// (a plain name, or `None`); when it is there it is matched without
+    /// scanning and `f` is told so (`true`).
+    pub(crate) fn object_hinted<'n>(
         &mut self,
-        mut f: impl FnMut(&mut Self, &[u8]) -> Result<()>,
+        expected: impl Fn() -> Option<&'n [u8]>,
+        mut f: impl FnMut(&mut Self, &[u8], bool) -> Result<()>,
     ) -> Result<()> {
         self.expect(b'{')?;
         self.depth += 1;
@@ -1123,9 +1264,17 @@ impl<'a> Reader<'a> {
             return Ok(());
         }
         loop {
-            let k = self.key()?;
-            self.expect(b':')?;
-            f(self, &k)?;
+            match expected() {
+                Some(name) if self.key_is(name) => {
+                    self.expect(b':')?;
+                    f(self, name, true)?;
+                }
+                _ => {
+                    let k = self.key()?;
+                    self.expect(b':')?;
+                    f(self, &k, false)?;
+                }
+            }
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
@@ -1165,6 +1314,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    #[inline]
     fn i64_value(&mut self, path: &Path) -> Result<i64> {
         match self.number()? {
             Num::Int(i) => Ok(i),
@@ -1172,6 +1322,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn opt_i64(&mut self, path: &Path) -> Result<Option<i64>> {
         if self.null()? {
             return Ok(None);
@@ -1526,10 +1677,29 @@ pub(crate) fn lift(
     codec.lift(p, pg, path, options)
 }
 
-/// A decoded column: where to put it and how.
+/// A decoded column: how to read it.
 #[derive(Debug)]
 struct DecodeColumn {
     codec: Codec,
+    /// The direct path for string values, decided once per plan.
+    fast: TextFast,
+    /// The direct path for integer values.
+    int: IntFast,
+    /// The column name needs no JSON escapes (it can be matched raw).
+    plain_name: bool,
+}
+
+impl DecodeColumn {
+    fn new(codec: Codec, pg: &PgType, name: &str) -> Self {
+        let fast = TextFast::of(&codec, pg);
+        let int = IntFast::of(&codec, pg);
+        Self {
+            codec,
+            fast,
+            int,
+            plain_name: is_plain(name.as_bytes()),
+        }
+    }
 }
 
 /// A reconstructed table with its decoding rules.
@@ -1548,15 +1718,24 @@ pub struct DecodedRecord {
     /// The key values in key-column order (`None` for a null key).
     pub key: Option<Row>,
     /// The topic prefix (`source.name`), when known.
-    pub topic_prefix: Option<String>,
+    pub topic_prefix: Option<Str>,
 }
 
 /// Decodes Debezium JSON (with or without schemas) into [`ChangeEvent`]s.
+///
+/// Strings of the decoded event are zero-copy slices of the record when it
+/// is given as [`Bytes`] ([`JsonDecoder::decode_bytes`]); from a `&[u8]`
+/// ([`JsonDecoder::decode`]) the payload is copied once into one shared
+/// buffer and sliced from there. The `source` block's repeating strings
+/// (`version`, `connector`, `name`, `db`, `schema`, `table`) come from a
+/// small bounded cache shared by all events.
 #[derive(Debug)]
 pub struct JsonDecoder {
     options: Options,
     cache: HashMap<(u64, u64), Arc<DecodePlan>>,
     recent: Vec<Cached>,
+    strings: StrCache,
+    payload_path: Path,
 }
 
 /// Schema bytes seen recently and their plan.
@@ -1574,6 +1753,15 @@ fn hash_bytes(b: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The payload of a record as shared bytes: a slice of `shared` when the
+/// record came as [`Bytes`], else one copy of `range` of `value`.
+fn payload_bytes(value: &[u8], shared: Option<&Bytes>, range: std::ops::Range<usize>) -> Bytes {
+    match shared {
+        Some(b) if range.end <= b.len() && range.start <= range.end => b.slice(range),
+        _ => Bytes::copy_from_slice(value.get(range).unwrap_or_default()),
+    }
+}
+
 impl JsonDecoder {
     /// A decoder. Only `unavailable.value.placeholder` matters here: values
     /// equal to it become [`Value::Unavailable`].
@@ -1582,6 +1770,8 @@ impl JsonDecoder {
             options,
             cache: HashMap::new(),
             recent: Vec::new(),
+            strings: StrCache::default(),
+            payload_path: Path::from("payload"),
         }
     }
 
@@ -1625,10 +1815,33 @@ impl JsonDecoder {
     }
 
     /// Decodes one record from its key and value bytes (`None` = null).
+    /// The payload is copied once; prefer [`JsonDecoder::decode_bytes`]
+    /// when the record is already in [`Bytes`].
     pub fn decode(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<DecodedRecord> {
+        self.decode_inner(key, value, None)
+    }
+
+    /// Like [`JsonDecoder::decode`], with the value as shared bytes: the
+    /// event's strings (text columns, decimals, `source.sequence`, ...) are
+    /// zero-copy slices of `value` unless they contain JSON escapes.
+    pub fn decode_bytes(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&Bytes>,
+    ) -> Result<DecodedRecord> {
+        self.decode_inner(key, value.map(|b| b.as_ref()), value)
+    }
+
+    fn decode_inner(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        shared: Option<&Bytes>,
+    ) -> Result<DecodedRecord> {
         if let Some(v) = value {
             if let Some((plan, range)) = self.cached(key, v) {
-                let event = self.decode_payload(&plan, v.get(range).unwrap_or_default())?;
+                let payload = payload_bytes(v, shared, range);
+                let event = self.decode_payload(&plan, &payload)?;
                 let key_row = event.key();
                 let prefix = Some(event.source.name.clone()).filter(|s| !s.is_empty());
                 return Ok(DecodedRecord {
@@ -1735,7 +1948,8 @@ impl JsonDecoder {
             Some(p) => p,
             None => Arc::new(infer_plan(payload, key_names.as_deref())?),
         };
-        let event = self.decode_payload(&plan, payload)?;
+        let payload = payload_bytes(value, shared, pa..pb);
+        let event = self.decode_payload(&plan, &payload)?;
         let key_row = event.key();
         let prefix = Some(event.source.name.clone()).filter(|s| !s.is_empty());
         Ok(DecodedRecord {
@@ -1770,8 +1984,16 @@ impl JsonDecoder {
         Ok(row)
     }
 
-    fn decode_payload(&self, plan: &DecodePlan, payload: &[u8]) -> Result<ChangeEvent> {
-        let mut r = Reader::new(payload);
+    fn decode_payload(&mut self, plan: &DecodePlan, payload: &Bytes) -> Result<ChangeEvent> {
+        let Self {
+            options,
+            strings,
+            payload_path: p,
+            ..
+        } = self;
+        let options = &*options;
+        let p = &*p;
+        let mut r = Reader::shared(payload);
         let mut op = None;
         let mut before = None;
         let mut after = None;
@@ -1781,8 +2003,21 @@ impl JsonDecoder {
         let mut ts_us = None;
         let mut ts_ns = None;
         let mut message = None;
-        let p = Path::from("payload");
-        r.object_raw(|r, k| {
+        // Debezium's field order: each key is usually matched without a scan.
+        const ORDER: [&[u8]; 8] = [
+            b"before",
+            b"after",
+            b"source",
+            b"transaction",
+            b"op",
+            b"ts_ms",
+            b"ts_us",
+            b"ts_ns",
+        ];
+        let seen = std::cell::Cell::new(0usize);
+        let expected = || ORDER.get(seen.get()).copied();
+        r.object_hinted(expected, |r, k, _| {
+            seen.set(seen.get() + 1);
             match k {
                 b"op" => {
                     let code = r.string()?;
@@ -1790,15 +2025,18 @@ impl JsonDecoder {
                         Error::mismatch(&p.join("op"), "one of c u d r t m", code.as_ref())
                     })?);
                 }
-                b"before" => before = self.read_row(r, plan, &p, "before")?,
-                b"after" => after = self.read_row(r, plan, &p, "after")?,
-                b"source" => source = read_source(r, &p).map_err(|e| e.within("source"))?,
-                b"transaction" => {
-                    transaction = read_transaction(r, &p).map_err(|e| e.within("transaction"))?
+                b"before" => before = read_row(r, plan, options, p, "before")?,
+                b"after" => after = read_row(r, plan, options, p, "after")?,
+                b"source" => {
+                    source = SourceInfo::default();
+                    read_source_into(r, p, strings, &mut source).map_err(|e| e.within("source"))?
                 }
-                b"ts_ms" => ts_ms = r.opt_i64(&p).map_err(|e| e.within("ts_ms"))?,
-                b"ts_us" => ts_us = r.opt_i64(&p).map_err(|e| e.within("ts_us"))?,
-                b"ts_ns" => ts_ns = r.opt_i64(&p).map_err(|e| e.within("ts_ns"))?,
+                b"transaction" => {
+                    transaction = read_transaction(r, p).map_err(|e| e.within("transaction"))?
+                }
+                b"ts_ms" => ts_ms = r.opt_i64(p).map_err(|e| e.within("ts_ms"))?,
+                b"ts_us" => ts_us = r.opt_i64(p).map_err(|e| e.within("ts_us"))?,
+                b"ts_ns" => ts_ns = r.opt_i64(p).map_err(|e| e.within("ts_ns"))?,
                 b"message" => {
                     if !r.null()? {
                         let mut prefix = String::new();
@@ -1863,60 +2101,101 @@ impl JsonDecoder {
             key_change: None,
         })
     }
+}
 
-    fn read_row(
-        &self,
-        r: &mut Reader<'_>,
-        plan: &DecodePlan,
-        parent: &Path,
-        name: &str,
-    ) -> Result<Option<Row>> {
-        if r.null()? {
-            return Ok(None);
+/// Reads one row image (`before` / `after`) per the plan.
+fn read_row(
+    r: &mut Reader<'_>,
+    plan: &DecodePlan,
+    options: &Options,
+    parent: &Path,
+    name: &str,
+) -> Result<Option<Row>> {
+    if r.null()? {
+        return Ok(None);
+    }
+    if r.peek() != Some(b'{') {
+        let f = r.found();
+        return Err(Error::mismatch(&parent.join(name), "an object", f));
+    }
+    let path = parent;
+    let cols = &plan.table.columns;
+    // Filled in order (the usual case), NULL-padded for skipped columns.
+    let mut row: Row = Vec::with_capacity(cols.len());
+    // Fields normally come in schema order: the next column's name is
+    // matched first, without scanning.
+    let next = std::cell::Cell::new(0usize);
+    let expected = || {
+        let i = next.get();
+        match (cols.get(i), plan.columns.get(i)) {
+            (Some(c), Some(dc)) if dc.plain_name => Some(c.name.as_bytes()),
+            _ => None,
         }
-        if r.peek() != Some(b'{') {
-            let f = r.found();
-            return Err(Error::mismatch(&parent.join(name), "an object", f));
-        }
-        let path = parent;
-        let cols = &plan.table.columns;
-        let mut row: Row = vec![Value::Null; cols.len()];
-        let mut seen = 0usize;
-        let mut next = 0usize;
-        r.object_raw(|r, k| {
-            // Fields normally come in schema order.
-            let idx = if cols.get(next).is_some_and(|c| c.name.as_bytes() == k) {
-                Some(next)
-            } else {
-                cols.iter().position(|c| c.name.as_bytes() == k)
-            };
-            let at = |e: Error| e.within(name).within(&String::from_utf8_lossy(k));
-            match idx {
-                Some(i) => {
-                    let (Some(col), Some(dc)) = (cols.get(i), plan.columns.get(i)) else {
-                        return Ok(());
-                    };
-                    let p = read_prim(r, &dc.codec, path).map_err(at)?;
-                    let v = lift(&dc.codec, p, &col.pg_type, path, &self.options).map_err(at)?;
-                    if let Some(slot) = row.get_mut(i) {
-                        *slot = v;
-                    }
-                    seen += 1;
-                    next = i + 1;
-                }
-                None => {
-                    return Err(at(Error::mismatch(
-                        path,
-                        "a field of the schema",
-                        "an unknown field",
-                    )))
+    };
+    r.object_hinted(expected, |r, k, matched| {
+        let n = next.get();
+        let idx = if matched || cols.get(n).is_some_and(|c| c.name.as_bytes() == k) {
+            Some(n)
+        } else {
+            cols.iter().position(|c| c.name.as_bytes() == k)
+        };
+        let at = |e: Error| e.within(name).within(&String::from_utf8_lossy(k));
+        let Some(i) = idx else {
+            return Err(at(Error::mismatch(
+                path,
+                "a field of the schema",
+                "an unknown field",
+            )));
+        };
+        let (Some(col), Some(dc)) = (cols.get(i), plan.columns.get(i)) else {
+            return Ok(());
+        };
+        // Strings straight to values (zero-copy when the input is shared).
+        let mut fast = None;
+        match r.peek() {
+            Some(b'"') if dc.fast != TextFast::Generic => {
+                let mark = r.pos;
+                fast = dc.fast.value(r.text().map_err(at)?, options);
+                if fast.is_none() {
+                    r.pos = mark;
                 }
             }
-            Ok(())
-        })?;
-        let _ = seen;
-        Ok(Some(row))
+            Some(b'-' | b'0'..=b'9') if dc.int != IntFast::Generic => {
+                let mark = r.pos;
+                if let Num::Int(i) = r.number().map_err(at)? {
+                    fast = dc.int.value(i);
+                }
+                if fast.is_none() {
+                    r.pos = mark;
+                }
+            }
+            _ => {}
+        }
+        let v = match fast {
+            Some(v) => v,
+            None => {
+                let p = read_prim(r, &dc.codec, path).map_err(at)?;
+                lift(&dc.codec, p, &col.pg_type, path, options).map_err(at)?
+            }
+        };
+        if i == row.len() {
+            row.push(v);
+        } else {
+            while row.len() < i {
+                row.push(Value::Null);
+            }
+            match row.get_mut(i) {
+                Some(slot) => *slot = v,
+                None => row.push(v),
+            }
+        }
+        next.set(i + 1);
+        Ok(())
+    })?;
+    while row.len() < cols.len() {
+        row.push(Value::Null);
     }
+    Ok(Some(row))
 }
 
 impl<'a> Reader<'a> {
@@ -1925,57 +2204,98 @@ impl<'a> Reader<'a> {
             b: self.b,
             pos: self.pos,
             depth: self.depth,
+            src: self.src,
         }
     }
 }
 
-fn read_source(r: &mut Reader<'_>, path: &Path) -> Result<SourceInfo> {
+/// Reads the `source` block; its repeating strings come from `strings`.
+fn read_source(r: &mut Reader<'_>, path: &Path, strings: &mut StrCache) -> Result<SourceInfo> {
     let mut s = SourceInfo::default();
-    r.object_raw(|r, k| {
-        read_source_field(r, &mut s, path, k).map_err(|e| e.within(&String::from_utf8_lossy(k)))
-    })?;
+    read_source_into(r, path, strings, &mut s)?;
     Ok(s)
 }
 
-fn read_source_field(r: &mut Reader<'_>, s: &mut SourceInfo, fp: &Path, k: &[u8]) -> Result<()> {
-    {
-        match k {
-            b"version" => s.version = r.opt_string()?.unwrap_or_default(),
-            b"connector" => s.connector = r.opt_string()?.unwrap_or_default(),
-            b"name" => s.name = r.opt_string()?.unwrap_or_default(),
-            b"ts_us" => {
-                if let Some(v) = r.opt_i64(fp)? {
-                    s.ts_us = v;
-                }
+/// [`read_source`] into an existing block (no moves of the large struct).
+fn read_source_into(
+    r: &mut Reader<'_>,
+    path: &Path,
+    strings: &mut StrCache,
+    s: &mut SourceInfo,
+) -> Result<()> {
+    let next = std::cell::Cell::new(0usize);
+    let expected = || {
+        SOURCE_FIELDS
+            .get(next.get())
+            .map(|(name, _)| name.as_bytes())
+    };
+    r.object_hinted(expected, |r, k, matched| {
+        let n = next.get();
+        let key = match SOURCE_FIELDS.get(n) {
+            Some((name, key)) if matched || name.as_bytes() == k => {
+                next.set(n + 1);
+                *key
             }
-            b"ts_ms" => {
-                if let Some(v) = r.opt_i64(fp)? {
-                    if s.ts_us == 0 {
-                        s.ts_us = v.saturating_mul(1000);
-                    }
+            _ => match SOURCE_FIELDS
+                .iter()
+                .position(|(name, _)| name.as_bytes() == k)
+            {
+                Some(i) => {
+                    next.set(i + 1);
+                    SOURCE_FIELDS[i].1
                 }
-            }
-            b"snapshot" => {
-                if let Some(v) = r.opt_string()? {
-                    s.snapshot = SnapshotMarker::parse(&v)
-                        .ok_or_else(|| Error::mismatch(fp, "a snapshot marker", v.clone()))?;
-                }
-            }
-            b"db" => s.db = r.opt_string()?.unwrap_or_default(),
-            b"sequence" => s.sequence = r.opt_string()?,
-            b"schema" => s.schema = r.opt_string()?.unwrap_or_default(),
-            b"table" => s.table = r.opt_string()?.unwrap_or_default(),
-            b"txId" => s.tx_id = r.opt_i64(fp)?,
-            b"lsn" => s.lsn = r.opt_i64(fp)?,
-            b"xmin" => s.xmin = r.opt_i64(fp)?,
-            b"origin" => s.origin = r.opt_string()?,
-            b"origin_lsn" => s.origin_lsn = r.opt_i64(fp)?,
-            _ => {
-                r.skip()?;
+                None => SourceField::Other,
+            },
+        };
+        read_source_field(r, s, path, key, strings)
+            .map_err(|e| e.within(&String::from_utf8_lossy(k)))
+    })
+}
+
+fn read_source_field(
+    r: &mut Reader<'_>,
+    s: &mut SourceInfo,
+    fp: &Path,
+    key: SourceField,
+    strings: &mut StrCache,
+) -> Result<()> {
+    match key {
+        SourceField::Version => s.version = r.opt_interned(strings, 0)?.unwrap_or_default(),
+        SourceField::Connector => s.connector = r.opt_interned(strings, 1)?.unwrap_or_default(),
+        SourceField::Name => s.name = r.opt_interned(strings, 2)?.unwrap_or_default(),
+        SourceField::TsUs => {
+            if let Some(v) = r.opt_i64(fp)? {
+                s.ts_us = v;
             }
         }
-        Ok(())
+        SourceField::TsMs => {
+            if let Some(v) = r.opt_i64(fp)? {
+                if s.ts_us == 0 {
+                    s.ts_us = v.saturating_mul(1000);
+                }
+            }
+        }
+        SourceField::Snapshot => {
+            if !r.null()? {
+                let v = r.string()?;
+                s.snapshot = SnapshotMarker::parse(&v)
+                    .ok_or_else(|| Error::mismatch(fp, "a snapshot marker", v.as_ref()))?;
+            }
+        }
+        SourceField::Db => s.db = r.opt_interned(strings, 3)?.unwrap_or_default(),
+        SourceField::Sequence => s.sequence = r.opt_text()?,
+        SourceField::Schema => s.schema = r.opt_interned(strings, 4)?.unwrap_or_default(),
+        SourceField::Table => s.table = r.opt_interned(strings, 5)?.unwrap_or_default(),
+        SourceField::TxId => s.tx_id = r.opt_i64(fp)?,
+        SourceField::Lsn => s.lsn = r.opt_i64(fp)?,
+        SourceField::Xmin => s.xmin = r.opt_i64(fp)?,
+        SourceField::Origin => s.origin = r.opt_text()?,
+        SourceField::OriginLsn => s.origin_lsn = r.opt_i64(fp)?,
+        SourceField::Other => {
+            r.skip()?;
+        }
     }
+    Ok(())
 }
 
 fn read_transaction(r: &mut Reader<'_>, path: &Path) -> Result<Option<TransactionBlock>> {
@@ -2109,6 +2429,7 @@ fn build_plan(
             default_expr = crate::default_value::default_expr_for(&pg_type, &v);
         }
         let is_key = key_names.is_some_and(|k| k.iter().any(|n| n == &f.name));
+        decode.push(DecodeColumn::new(codec, &pg_type, &f.name));
         columns.push(Column {
             name: f.name.clone(),
             pg_type,
@@ -2116,7 +2437,6 @@ fn build_plan(
             default_expr,
             is_key,
         });
-        decode.push(DecodeColumn { codec });
     }
     let version = {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -2143,9 +2463,10 @@ fn table_id_of(schema: &ConnectSchema, payload: &[u8]) -> (String, String) {
     let mut found = None;
     let _ = r.object(|r, k| {
         if k == "source" {
-            if let Ok(s) = read_source(r, &Path::from("payload.source")) {
+            let mut strings = StrCache::default();
+            if let Ok(s) = read_source(r, &Path::from("payload.source"), &mut strings) {
                 if !s.table.is_empty() {
-                    found = Some((s.schema, s.table));
+                    found = Some((s.schema.to_string(), s.table.to_string()));
                 }
             }
         } else {
@@ -2232,9 +2553,10 @@ fn infer_plan(payload: &[u8], key_names: Option<&[String]>) -> Result<DecodePlan
                 })?;
             }
             "source" => {
-                let s = read_source(r, &Path::from("payload.source"))?;
-                schema_name = s.schema;
-                table = s.table;
+                let mut strings = StrCache::default();
+                let s = read_source(r, &Path::from("payload.source"), &mut strings)?;
+                schema_name = s.schema.to_string();
+                table = s.table.to_string();
             }
             "message" => {
                 is_message = true;
@@ -2265,7 +2587,7 @@ fn infer_plan(payload: &[u8], key_names: Option<&[String]>) -> Result<DecodePlan
         }),
         columns: fields
             .into_iter()
-            .map(|(_, _, codec)| DecodeColumn { codec })
+            .map(|(name, pg, codec)| DecodeColumn::new(codec, &pg, &name))
             .collect(),
         message: is_message,
     })
@@ -2307,6 +2629,63 @@ mod tests {
             let mut o = Vec::new();
             write_i64(&mut o, v);
             assert_eq!(String::from_utf8(o).unwrap_or_default(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn word_scans_match_byte_scans() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"abcdefg\"".to_vec(),
+            b"abcdefgh\"".to_vec(),
+            b"abcdefghi".to_vec(),
+            b"\\".to_vec(),
+            b"x\x1fy".to_vec(),
+            "é😀\"z".as_bytes().to_vec(),
+            b"0123456789012345678901234567890\\".to_vec(),
+        ];
+        // Every special byte at every position of a 20-byte string.
+        for pos in 0..20 {
+            for special in [b'"', b'\\', 0u8, 0x1f, b'\n'] {
+                let mut v = vec![b'q'; 20];
+                v[pos] = special;
+                cases.push(v);
+            }
+        }
+        for c in &cases {
+            for start in 0..=c.len() {
+                let want = (start..c.len())
+                    .find(|&i| NEEDS_ESCAPE[c[i] as usize])
+                    .unwrap_or(c.len());
+                assert_eq!(scan_plain(c, start), want, "{c:?} from {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn integer_fast_path_edges() {
+        for (text, want) in [
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("-0", Some(0)),
+            ("00012", Some(12)),
+            ("123]", Some(123)),
+        ] {
+            match Reader::new(text.as_bytes()).number() {
+                Ok(Num::Int(i)) => assert_eq!(Some(i), want, "{text}"),
+                other => assert!(want.is_none(), "{text}: {other:?}"),
+            }
+        }
+        for text in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "12345678901234567890",
+        ] {
+            assert!(
+                matches!(Reader::new(text.as_bytes()).number(), Ok(Num::Float(..))),
+                "{text}"
+            );
         }
     }
 

@@ -27,8 +27,12 @@
 //!   per-column codecs;
 //! * [`envelope`]: key / value / envelope schemas, `source` block, topic
 //!   names, tombstones;
-//! * [`json`]: Kafka Connect JSON encoder and decoder;
-//! * [`avro`]: Avro schemas (AvroData rules), datums, Confluent framing;
+//! * [`json`]: Kafka Connect JSON encoder and decoder (decoding from
+//!   [`bytes::Bytes`] with [`JsonDecoder::decode_bytes`] hands out text
+//!   as zero-copy slices of the record);
+//! * [`avro`]: Avro schemas (AvroData rules), datums, Confluent framing
+//!   ([`AvroDecoder::decode_value_shared`]: zero-copy, plan found by the
+//!   schema's `Arc`);
 //! * [`headers`]: Kafka headers Debezium adds (primary-key change);
 //! * [`default_value`]: column defaults as Debezium derives them;
 //! * [`temporal`], [`base64`]: text forms;
@@ -92,6 +96,7 @@ pub mod error;
 pub mod event;
 pub mod headers;
 pub mod ident;
+mod intern;
 pub mod json;
 pub mod metadata;
 pub mod options;

@@ -13,6 +13,7 @@ fn decode_then_encode_reproduces_every_captured_record() {
     for file in FILES {
         let opts = options_for(file);
         let mut dec = JsonDecoder::new(opts.clone());
+        let mut shared = JsonDecoder::new(opts.clone());
         let mut enc = JsonEncoder::new(opts.clone());
         let caps = captures(file);
         let mut expect_tombstone = false;
@@ -20,6 +21,19 @@ fn decode_then_encode_reproduces_every_captured_record() {
             let rec = dec
                 .decode(cap.key.as_deref(), cap.value.as_deref())
                 .unwrap_or_else(|e| panic!("{}:{}: decode failed: {e}", cap.file, cap.line));
+            // From shared bytes (zero-copy strings): the same record.
+            let value = cap.value.as_deref().map(bytes::Bytes::copy_from_slice);
+            let rec_shared = shared
+                .decode_bytes(cap.key.as_deref(), value.as_ref())
+                .unwrap_or_else(|e| panic!("{}:{}: decode_bytes failed: {e}", cap.file, cap.line));
+            // (Debug form: NaN floats are not `==` to themselves.)
+            assert_eq!(
+                format!("{rec_shared:?}"),
+                format!("{rec:?}"),
+                "{}:{}",
+                cap.file,
+                cap.line
+            );
             let Some(ev) = rec.event else {
                 assert!(
                     expect_tombstone,

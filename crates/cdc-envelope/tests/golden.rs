@@ -323,12 +323,20 @@ fn json_golden_both_directions() {
         check_file(&format!("{mode}.jsonl"), &file);
         // Decode the golden records and encode again: same bytes.
         let mut dec = JsonDecoder::new(opts.clone());
+        let mut shared = JsonDecoder::new(opts.clone());
         for pair in lines.chunks(2) {
             let back = dec
                 .decode(Some(&pair[0]), Some(&pair[1]))
                 .expect("golden decodes")
                 .event
                 .expect("event");
+            // The zero-copy path decodes exactly the same event.
+            let zero_copy = shared
+                .decode_bytes(Some(&pair[0]), Some(&Bytes::copy_from_slice(&pair[1])))
+                .expect("golden decodes")
+                .event
+                .expect("event");
+            assert_eq!(format!("{zero_copy:?}"), format!("{back:?}"), "{mode}");
             let again = JsonEncoder::new(opts.clone())
                 .encode(&back)
                 .expect("encodes");
@@ -376,11 +384,21 @@ fn avro_golden_both_directions() {
         }
         check_file(&format!("{mode}.avro.txt"), &file);
         let mut dec = AvroDecoder::new(opts.clone());
+        let mut shared = AvroDecoder::new(opts.clone());
         let mut jenc = JsonEncoder::new(opts.clone());
         for (e, d) in &datums {
             let back = dec
                 .decode_value(&value_schema, key_schema.as_deref(), d)
                 .expect("decodes");
+            // The zero-copy path decodes exactly the same event.
+            let zero_copy = shared
+                .decode_value_shared(
+                    &value_schema,
+                    key_schema.as_ref(),
+                    &Bytes::copy_from_slice(d),
+                )
+                .expect("decodes");
+            assert_eq!(format!("{zero_copy:?}"), format!("{back:?}"), "{mode}");
             // Same JSON as the original event: Avro carries exactly the Connect values.
             assert_eq!(
                 jenc.encode(&back).expect("json"),

@@ -306,7 +306,7 @@ fn event_strategy() -> impl Strategy<Value = ChangeEvent> {
                     } else {
                         SnapshotMarker::False
                     },
-                    db,
+                    db: db.into(),
                     sequence: Some("[null,\"1\"]".into()),
                     schema: "public".into(),
                     table: "t".into(),

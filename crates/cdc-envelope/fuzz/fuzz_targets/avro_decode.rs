@@ -78,6 +78,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = dec.decode_value(value, key.as_deref(), data);
     let _ = dec.decode_value_framed(value, None, data);
+    // Zero-copy path, plan found by the schema `Arc`.
+    let _ = dec.decode_value_shared(value, key.as_ref(), &bytes::Bytes::copy_from_slice(data));
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = dec.decode_value(text, None, &[2, 0, 0]);
     }

@@ -17,4 +17,7 @@ fuzz_target!(|data: &[u8]| {
     // Twice: the second call takes the schema-cache path.
     let _ = dec.decode(key, Some(value));
     let _ = dec.decode(key, None);
+    // From shared bytes (zero-copy strings), cached path included.
+    let shared = bytes::Bytes::copy_from_slice(value);
+    let _ = dec.decode_bytes(key, Some(&shared));
 });

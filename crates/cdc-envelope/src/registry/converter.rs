@@ -196,9 +196,13 @@ impl AvroRegistryConverter {
         };
         let (id, datum) = split_confluent(value)?;
         let schema = self.schema(id).await?;
-        let event = self
-            .decoder
-            .decode_value(&schema, key_schema.as_deref(), datum)?;
+        // The schemas are the cache's `Arc`s: the decoder recognises them by
+        // pointer; one copy of the datum, which the event's strings slice.
+        let event = self.decoder.decode_value_shared(
+            &schema,
+            key_schema.as_ref(),
+            &bytes::Bytes::copy_from_slice(datum),
+        )?;
         let prefix = (!event.source.name.is_empty()).then(|| event.source.name.clone());
         Ok(DecodedRecord {
             event: Some(event),

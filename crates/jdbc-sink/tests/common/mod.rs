@@ -142,8 +142,8 @@ pub fn event(
             connector: "postgresql".into(),
             name: "pgsource".into(),
             db: "bf_source".into(),
-            schema: schema.id.schema.clone(),
-            table: schema.id.table.clone(),
+            schema: schema.id.schema.as_str().into(),
+            table: schema.id.table.as_str().into(),
             ..SourceInfo::default()
         },
         ts_ns: 0,

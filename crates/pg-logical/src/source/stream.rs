@@ -655,7 +655,7 @@ impl<S: OffsetStore> Driver<S> {
             after: Some(row),
             source: SourceInfo {
                 snapshot: SnapshotMarker::True,
-                sequence: Some(format!("[null,\"{}\"]", cp.0)),
+                sequence: Some(format!("[null,\"{}\"]", cp.0).into()),
                 tx_id: xmin,
                 lsn: i64::try_from(cp.0).ok(),
                 ..self.source_info(&schema.id, ts_us)
@@ -673,15 +673,15 @@ impl<S: OffsetStore> Driver<S> {
 
     fn source_info(&self, table: &TableId, ts_us: i64) -> SourceInfo {
         SourceInfo {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            connector: CONNECTOR.to_owned(),
-            name: self.cfg.topic_prefix.clone(),
+            version: cdc_envelope::Str::from_static(env!("CARGO_PKG_VERSION")),
+            connector: cdc_envelope::Str::from_static(CONNECTOR),
+            name: self.cfg.topic_prefix.as_str().into(),
             ts_us,
             snapshot: SnapshotMarker::False,
-            db: self.cfg.dbname.clone(),
+            db: self.cfg.dbname.as_str().into(),
             sequence: None,
-            schema: table.schema.clone(),
-            table: table.table.clone(),
+            schema: table.schema.as_str().into(),
+            table: table.table.as_str().into(),
             tx_id: None,
             lsn: None,
             xmin: None,
@@ -922,7 +922,7 @@ impl<S: OffsetStore> Driver<S> {
         if !deliver {
             return Ok(());
         }
-        ev.source.origin = txn.origin.clone();
+        ev.source.origin = txn.origin.as_deref().map(Into::into);
         if self.cfg.provide_transaction_metadata {
             let begin = if txn.begin_sent {
                 None
@@ -981,7 +981,7 @@ impl<S: OffsetStore> Driver<S> {
             before: None,
             after: None,
             source: SourceInfo {
-                sequence: Some(format!("[{last},\"{}\"]", lsn.0)),
+                sequence: Some(format!("[{last},\"{}\"]", lsn.0).into()),
                 tx_id: xid,
                 lsn: i64::try_from(lsn.0).ok(),
                 ..self.source_info(&id, ts_us)
