@@ -1,17 +1,21 @@
 //! The sink connector: Kafka → Debezium JSON / Avro converter → PostgreSQL.
 //!
 //! ```text
-//! BatchConsumer::next_batch ──bytes──▶ Converter  ──SinkRecord──▶ SinkPool::write (one txn per batch,
-//!        ▲                                  │ bad records                offsets stored in the same txn)
-//!        │                                  ▼                                  │ failed records
-//!        └── commit offsets ◀──────── DLQ (dlq_sink) ◀─────────────────────────┘
+//! BatchConsumer::next_batch ──bytes──▶ Converter ──SinkRecord──▶ SinkPool::write_with (one txn per batch,
+//!        ▲                                 │ bad records              offsets stored in the same txn)
+//!        │                                 ▼                               │ failed records, before COMMIT
+//!        │                           DLQ (dlq_sink) ◀──── acked ───────────┘ then COMMIT
+//!        └── commit offsets (after the COMMIT) ◀───────────────────────────┘
 //! ```
 //!
-//! Offsets are committed to Kafka only after the batch's database
-//! transaction committed and its failed records reached the DLQ. With
-//! exactly-once (offsets stored in the target), a restarted sink seeks to
-//! the stored offsets on assignment, so a crash between the database commit
-//! and the Kafka commit replays nothing.
+//! The records the target rejects reach the DLQ *before* the database
+//! transaction that stores offsets past them commits (the sink awaits
+//! [`SinkBatchDeadLetters`] before its `COMMIT`); offsets are committed to
+//! Kafka only after that. With exactly-once (offsets stored in the target),
+//! a restarted sink seeks to the stored offsets on assignment, so a crash
+//! between the database commit and the Kafka commit replays nothing; a
+//! crash between the DLQ acknowledgement and the database commit redoes the
+//! batch and may dead-letter a record twice, never lose it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,13 +30,11 @@ use tokio::sync::watch;
 
 use crate::connector::{ConfigError, ConnectorConfig};
 use crate::converter::Converter;
-use crate::dead_letter::DeadLetters;
+use crate::dead_letter::{DeadLetters, SinkBatchDeadLetters};
 use crate::error::Result;
 use crate::metrics::{ConnectorLabels, EventCounters, Metrics, PartitionLabels};
 use crate::source_task::TaskContext;
 use crate::status::ConnectorState;
-
-const TASK_CLASS: &str = "io.debezium.connector.jdbc.JdbcSinkConnectorTask";
 
 /// Seeks newly assigned partitions to the offsets stored in the target.
 struct StoredOffsets {
@@ -195,24 +197,12 @@ pub async fn run_sink(
                 }
             }
         }
-        let outcome = pool.write(records.clone()).await?;
-        for failed in &outcome.failed {
-            let Some(&i) = origin.get(failed.index) else {
-                continue;
-            };
-            let Some(r) = batch.records.get(i) else {
-                continue;
-            };
-            let error = SinkFailure(failed.error.message.clone());
-            dlq.send(
-                &r.to_failed(),
-                Stage::TaskPut,
-                TASK_CLASS,
-                &error,
-                &failed.error.class_name,
-            )
+        // Failed records go to the DLQ inside `write_with`, before the
+        // transaction storing offsets past them commits.
+        let batch = Arc::new(batch);
+        let dead_letters = SinkBatchDeadLetters::new(dlq.clone(), Arc::clone(&batch), origin);
+        pool.write_with(records.clone(), Arc::new(dead_letters))
             .await?;
-        }
         for r in records.iter().filter_map(|r| r.value.as_ref()) {
             counters.count(r);
         }
@@ -253,18 +243,6 @@ async fn report_lag(consumer: &BatchConsumer, metrics: &Metrics, connector: &str
         Err(e) => tracing::debug!(connector, "consumer lag not refreshed: {e}"),
     }
 }
-
-/// A sink-side failure message, as an error for the DLQ context.
-#[derive(Debug)]
-struct SinkFailure(String);
-
-impl std::fmt::Display for SinkFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SinkFailure {}
 
 #[cfg(test)]
 mod tests {

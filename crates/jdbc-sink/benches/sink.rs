@@ -192,8 +192,14 @@ fn benches(c: &mut Criterion) {
         .block_on(services.target().fresh_database("bench_sink"))
         .expect("database");
     let srv = db.server();
+    // Same transport as the baseline's connection (cdc-testkit connects
+    // without TLS): the target of `cargo xtask services up` has `ssl = on`,
+    // and the sink's default `sslmode=prefer` would otherwise encrypt (and
+    // the server decrypt) every batch that the baseline sends in clear.
+    // `SINK_BENCH_SSLMODE=prefer` measures the sink over TLS instead.
+    let sslmode = std::env::var("SINK_BENCH_SSLMODE").unwrap_or_else(|_| "disable".into());
     let url = format!(
-        "jdbc:postgresql://{}:{}/{}",
+        "jdbc:postgresql://{}:{}/{}?sslmode={sslmode}",
         srv.host(),
         srv.port(),
         db.name()
@@ -220,13 +226,26 @@ fn benches(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
-    println!("side-by-side, {ROWS} existing rows upserted per round, {rounds} rounds, medians:");
+    println!(
+        "side-by-side, {ROWS} existing rows upserted per round, {rounds} rounds, medians (sink sslmode={sslmode}, baseline without TLS):"
+    );
     let base_pid: i32 = rt
         .block_on(client.query_one("SELECT pg_backend_pid()", &[]))
         .expect("pid")
         .get(0);
+    // `SINK_BENCH_ONLY=5000/unnest,500/auto` limits the side-by-side table
+    // to those lines (for quick A/B runs).
+    let only: Option<Vec<String>> = std::env::var("SINK_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     for batch in [500usize, 5000] {
         for path in ["auto", "unnest", "copy"] {
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.contains(&format!("{batch}/{path}")))
+            {
+                continue;
+            }
             let mut sink = rt
                 .block_on(JdbcSink::connect(config(&url, &user, &pw, path, batch)))
                 .expect("sink");

@@ -71,6 +71,28 @@ pub enum SinkError {
     /// The sink was shut down or a writer task ended.
     #[error("sink closed: {0}")]
     Closed(String),
+    /// The [`DeadLetterSink`](crate::DeadLetterSink) could not deliver the
+    /// failed records of a transaction: the transaction was rolled back
+    /// before its `COMMIT`, so none of its rows and none of its offsets are
+    /// stored. Not retried by the sink (the hook retries as it sees fit);
+    /// the caller redoes the batch or stops.
+    #[error(
+        "dead-letter delivery of {count} failed record(s) (first {topic}/{partition}@{offset}) failed; \
+         the batch's transaction was rolled back: {source}"
+    )]
+    DeadLetter {
+        /// Topic of the first record handed to the hook.
+        topic: String,
+        /// Partition of the first record handed to the hook.
+        partition: i32,
+        /// Offset of the first record handed to the hook.
+        offset: i64,
+        /// Failed records handed to the hook.
+        count: usize,
+        /// The hook's error.
+        #[source]
+        source: crate::dead_letter::DeadLetterError,
+    },
 }
 
 impl SinkError {

@@ -19,7 +19,8 @@
 //!   fast path: no savepoint; slices planned + encoded while the server runs the previous
 //!              slice's statement (pipelined), offsets + COMMIT queued behind them
 //!   failing record → whole transaction rolled back, redone with savepoint + bisection
-//!                  → BatchOutcome.failed (for the DLQ)
+//!                  → DeadLetterSink::deliver(failed) acknowledged → offsets + COMMIT
+//!                    (write_with; an Err rolls back) → BatchOutcome.failed
 //!   transient error (08xxx, 40001, 40P01, 55P03, 57P0x) → rollback, backoff, reconnect, retry
 //!   TLS (sslmode, sslrootcert, sslcert/sslkey): rustls, see [`tls`]
 //! ```
@@ -27,7 +28,8 @@
 //! Modules: [`config`] (properties), [`ident`] (the one quoting helper),
 //! [`naming`] (`table.name.format`), [`reduce`] (batch reduction), [`ddl`]
 //! (schema evolution), [`encode`] (binary values), [`write`](mod@write) (SQL),
-//! [`offsets`] (exactly-once), [`sink`] (one connection), [`pool`] (many),
+//! [`offsets`] (exactly-once), [`dead_letter`] (failed records durable
+//! before the commit), [`sink`] (one connection), [`pool`] (many),
 //! [`tls`] (rustls for `sslmode`),
 //! [`record`] (input / output), [`error`].
 //!
@@ -56,14 +58,48 @@
 //!     .collect();
 //! let outcome = sink.write(&records).await?;
 //! for failed in &outcome.failed {
-//!     // produce records[failed.index] to the DLQ with failed.error
+//!     // already committed past: log it (to dead-letter it, use write_with)
 //! #   let _ = failed;
 //! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Dead letters before the commit
+//!
+//! With exactly-once the transaction that applies a batch also stores the
+//! offsets past its failed records, so those records must be durable in the
+//! dead-letter queue *before* it commits. [`JdbcSink::write_with`] and
+//! [`SinkPool::write_with`] take a [`DeadLetterSink`] whose
+//! [`deliver`](DeadLetterSink::deliver) is awaited before the `COMMIT`; an
+//! error rolls the transaction back ([`SinkError::DeadLetter`]). A crash
+//! after the DLQ acknowledged and before the `COMMIT` redoes the batch and
+//! delivers the record again: the DLQ is at-least-once, the target
+//! exactly-once.
+//!
+//! ```no_run
+//! # async fn demo(sink: &mut jdbc_sink::JdbcSink, records: Vec<jdbc_sink::SinkRecord>) -> Result<(), jdbc_sink::SinkError> {
+//! use jdbc_sink::{DeadLetterFuture, DeadLetterSink, FailedRecord};
+//!
+//! struct Dlq; // e.g. a Kafka producer awaiting each delivery report
+//! impl DeadLetterSink for Dlq {
+//!     fn deliver<'a>(&'a self, failed: &'a [FailedRecord]) -> DeadLetterFuture<'a> {
+//!         Box::pin(async move {
+//!             for f in failed {
+//!                 // produce the original record at f.topic/f.partition/f.offset, await the ack
+//! #               let _ = f;
+//!             }
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//! let outcome = sink.write_with(&records, &Dlq).await?; // failed ones are in the DLQ
+//! # let _ = outcome;
 //! # Ok(()) }
 //! ```
 
 pub mod config;
 pub mod ddl;
+pub mod dead_letter;
 pub mod encode;
 pub mod error;
 pub mod ident;
@@ -77,6 +113,7 @@ pub mod tls;
 pub mod write;
 
 pub use config::{ErrorTolerance, InsertMode, PrimaryKeyMode, SinkConfig, WritePath};
+pub use dead_letter::{DeadLetterError, DeadLetterFuture, DeadLetterSink};
 pub use error::{RecordError, SinkError};
 pub use ident::{quote_ident, QualifiedName};
 pub use offsets::OffsetStore;

@@ -4,6 +4,12 @@
 //! writer applies its batches in order, so the order of changes per key
 //! (Kafka partitions by key) is preserved while partitions proceed in
 //! parallel.
+//!
+//! With [`SinkPool::write_with`], every writer hands its transaction's
+//! failed records to the [`DeadLetterSink`] before that transaction's
+//! `COMMIT` (writers may call it concurrently), with
+//! [`FailedRecord::index`](crate::FailedRecord::index) already mapped back
+//! to the caller's positions.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
@@ -13,12 +19,14 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SinkConfig;
+use crate::dead_letter::{DeadLetterSink, Reindexed};
 use crate::error::SinkError;
 use crate::record::{BatchOutcome, SinkRecord, TopicPartition};
 use crate::sink::JdbcSink;
 
 type Job = (
     Vec<SinkRecord>,
+    Option<Reindexed<dyn DeadLetterSink>>,
     oneshot::Sender<Result<BatchOutcome, SinkError>>,
 );
 
@@ -46,8 +54,11 @@ impl SinkPool {
             let mut sink = JdbcSink::connect_shared(Arc::clone(&config)).await?;
             let (tx, mut rx) = mpsc::channel::<Job>(4);
             tasks.push(tokio::spawn(async move {
-                while let Some((records, reply)) = rx.recv().await {
-                    let r = sink.write(&records).await;
+                while let Some((records, dead_letters, reply)) = rx.recv().await {
+                    let r = match &dead_letters {
+                        Some(d) => sink.write_with(&records, d).await,
+                        None => sink.write(&records).await,
+                    };
                     let _ = reply.send(r);
                 }
             }));
@@ -80,7 +91,31 @@ impl SinkPool {
 
     /// Writes records, split by partition over the writers, concurrently.
     /// `FailedRecord::index` refers to positions in `records`.
+    ///
+    /// Failed records are returned after their transactions committed; to
+    /// dead-letter them before, use [`SinkPool::write_with`].
     pub async fn write(&self, records: Vec<SinkRecord>) -> Result<BatchOutcome, SinkError> {
+        self.write_inner(records, None).await
+    }
+
+    /// Like [`SinkPool::write`], with every writer delivering its
+    /// transaction's failed records to `dead_letters` before that
+    /// transaction's `COMMIT` (see [`JdbcSink::write_with`]). On an error
+    /// other writers' transactions of the same call may have committed
+    /// (their offsets are stored with them).
+    pub async fn write_with(
+        &self,
+        records: Vec<SinkRecord>,
+        dead_letters: Arc<dyn DeadLetterSink>,
+    ) -> Result<BatchOutcome, SinkError> {
+        self.write_inner(records, Some(dead_letters)).await
+    }
+
+    async fn write_inner(
+        &self,
+        records: Vec<SinkRecord>,
+        dead_letters: Option<Arc<dyn DeadLetterSink>>,
+    ) -> Result<BatchOutcome, SinkError> {
         let mut parts: Vec<(Vec<SinkRecord>, Vec<usize>)> =
             vec![(Vec::new(), Vec::new()); self.writers.len()];
         for (i, r) in records.into_iter().enumerate() {
@@ -94,8 +129,13 @@ impl SinkPool {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
+            let idx = Arc::new(idx);
+            let hook = dead_letters.as_ref().map(|d| Reindexed {
+                index: Arc::clone(&idx),
+                inner: Arc::clone(d),
+            });
             self.writers[w]
-                .send((recs, tx))
+                .send((recs, hook, tx))
                 .await
                 .map_err(|_| SinkError::Closed("writer task ended".into()))?;
             waits.push((rx, idx));

@@ -157,7 +157,11 @@ pub struct BatchOutcome {
     /// Records already applied by an earlier transaction (offset below the
     /// stored offset): replays made harmless by exactly-once.
     pub replayed: usize,
-    /// Records that failed; send them to the DLQ.
+    /// Records that failed. Through `write_with` they were delivered to its
+    /// [`DeadLetterSink`](crate::DeadLetterSink) before their transaction
+    /// committed; through `write` they were not dead-lettered by anyone, and
+    /// their transaction (with exactly-once: the offsets past them) is
+    /// already committed.
     pub failed: Vec<FailedRecord>,
     /// Next offset to consume per partition (last offset + 1) covering every
     /// record of the call, failed ones included. With exactly-once these are

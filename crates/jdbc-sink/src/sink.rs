@@ -1,15 +1,16 @@
 //! One writer on one connection: batches in, one transaction per batch,
 //! failing records isolated by bisection, transient errors retried.
 //!
-//! A batch first takes the pipelined fast path (no savepoint; its slices'
-//! statements, the offsets upsert and the `COMMIT` queued back to back, so
-//! the client plans and encodes slice *k+1* while the server executes slice
-//! *k*). Anything but a clean run rolls the whole transaction back and the
-//! careful path redoes the batch with a savepoint, bisecting to isolate
-//! failing records. A transient error (connection lost, serialization
-//! failure, deadlock, lock timeout, server shutting down) rolls back, waits
-//! `flush.retry.delay.ms` doubled per attempt (at most 16×), reconnects if
-//! needed, re-reads the stored offsets and retries, up to
+//! A batch first takes the pipelined fast path (no savepoint; `BEGIN`, its
+//! slices' statements, the offsets upsert and the `COMMIT` queued back to
+//! back, so the client plans and encodes slice *k+1* while the server
+//! executes slice *k*). Anything but a clean run rolls the whole transaction
+//! back and the careful path redoes the batch with a savepoint, bisecting to
+//! isolate failing records; those go to the [`DeadLetterSink`] (if any)
+//! before that transaction's `COMMIT`. A transient error (connection lost,
+//! serialization failure, deadlock, lock timeout, server shutting down)
+//! rolls back, waits `flush.retry.delay.ms` doubled per attempt (at most
+//! 16×), reconnects if needed, re-reads the stored offsets and retries, up to
 //! `flush.max.retries` times.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -24,6 +25,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::config::{ErrorTolerance, InsertMode, SinkConfig, WritePath};
 use crate::ddl::{evolve, Catalog};
+use crate::dead_letter::DeadLetterSink;
 use crate::error::{RecordError, SinkError};
 use crate::ident::quote_ident;
 use crate::offsets::{split, OffsetStore};
@@ -188,14 +190,44 @@ impl JdbcSink {
     /// records are returned (with `errors.tolerance=all`) or fail the call
     /// (`none`); transient database errors are retried `flush.max.retries`
     /// times with reconnects.
+    ///
+    /// The failed records are returned *after* their transaction committed
+    /// (with exactly-once, together with offsets past them): a caller that
+    /// dead-letters them must use [`JdbcSink::write_with`] instead, or a
+    /// crash between the commit and its DLQ write loses them.
     pub async fn write(&mut self, records: &[SinkRecord]) -> Result<BatchOutcome, SinkError> {
+        self.write_inner(records, None).await
+    }
+
+    /// Like [`JdbcSink::write`], and every transaction with failed records
+    /// hands them to `dead_letters` before its `COMMIT`: the commit (and the
+    /// offsets stored with it) happens only after
+    /// [`DeadLetterSink::deliver`] returned `Ok`. If it fails, the
+    /// transaction is rolled back and the call fails with
+    /// [`SinkError::DeadLetter`]; transactions of earlier `batch.size`
+    /// chunks of the same call stay committed. See [`crate::dead_letter`].
+    pub async fn write_with(
+        &mut self,
+        records: &[SinkRecord],
+        dead_letters: &dyn DeadLetterSink,
+    ) -> Result<BatchOutcome, SinkError> {
+        self.write_inner(records, Some(dead_letters)).await
+    }
+
+    async fn write_inner(
+        &mut self,
+        records: &[SinkRecord],
+        dead_letters: Option<&dyn DeadLetterSink>,
+    ) -> Result<BatchOutcome, SinkError> {
         let mut total = BatchOutcome::default();
         let n = records.len();
         let mut start = 0;
         while start < n {
             let end = (start + self.config.batch_size).min(n);
             let idx: Vec<usize> = (start..end).collect();
-            let out = self.write_chunk_retrying(records, &idx).await?;
+            let out = self
+                .write_chunk_retrying(records, &idx, dead_letters)
+                .await?;
             total.merge(out);
             start = end;
         }
@@ -206,11 +238,18 @@ impl JdbcSink {
         &mut self,
         records: &[SinkRecord],
         idx: &[usize],
+        dead_letters: Option<&dyn DeadLetterSink>,
     ) -> Result<BatchOutcome, SinkError> {
         let mut attempt = 0u32;
+        // Failed records the hook acknowledged in an attempt whose COMMIT
+        // then failed: durable in the DLQ already, not handed over again.
+        let mut delivered: HashSet<usize> = HashSet::new();
         loop {
             let result = match self.ensure_connected().await {
-                Ok(_) => self.write_chunk(records, idx).await,
+                Ok(_) => {
+                    self.write_chunk(records, idx, dead_letters, &mut delivered)
+                        .await
+                }
                 Err(e) if e.is_retriable() => Ok(Attempt::Transient(e)),
                 Err(e) => Err(e),
             };
@@ -249,6 +288,8 @@ impl JdbcSink {
         &mut self,
         records: &[SinkRecord],
         idx: &[usize],
+        dead_letters: Option<&dyn DeadLetterSink>,
+        delivered: &mut HashSet<usize>,
     ) -> Result<Attempt, SinkError> {
         let mut out = BatchOutcome::default();
         // Partitions of the chunk, found without allocating per record.
@@ -438,6 +479,51 @@ impl JdbcSink {
         }
         let written = ctx.written;
         failed.extend(ctx.failed);
+        out.failed = failed
+            .into_iter()
+            .map(|(i, error)| {
+                let r = &records[i];
+                FailedRecord {
+                    index: i,
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset,
+                    error,
+                }
+            })
+            .collect();
+        out.failed.sort_by_key(|f| f.index);
+        out.failed.dedup_by_key(|f| f.index);
+        // The failed records reach the DLQ before the COMMIT that stores
+        // offsets past them (nothing of the transaction is visible yet).
+        if let Some(hook) = dead_letters {
+            let pending: Vec<FailedRecord> = out
+                .failed
+                .iter()
+                .filter(|f| !delivered.contains(&f.index))
+                .cloned()
+                .collect();
+            if !pending.is_empty() {
+                if let Err(source) = hook.deliver(&pending).await {
+                    if let Some(c) = &self.client {
+                        if c.batch_execute("ROLLBACK").await.is_err() {
+                            self.client = None;
+                        }
+                    }
+                    self.catalog.clear();
+                    self.state.forget_staging();
+                    let first = &pending[0];
+                    return Err(SinkError::DeadLetter {
+                        topic: first.topic.clone(),
+                        partition: first.partition,
+                        offset: first.offset,
+                        count: pending.len(),
+                        source,
+                    });
+                }
+                delivered.extend(pending.iter().map(|f| f.index));
+            }
+        }
         let client = self
             .client
             .as_ref()
@@ -467,21 +553,6 @@ impl JdbcSink {
         self.after_commit(&out.next_offsets);
         out.written = written;
         out.transactions = 1;
-        out.failed = failed
-            .into_iter()
-            .map(|(i, error)| {
-                let r = &records[i];
-                FailedRecord {
-                    index: i,
-                    topic: r.topic.clone(),
-                    partition: r.partition,
-                    offset: r.offset,
-                    error,
-                }
-            })
-            .collect();
-        out.failed.sort_by_key(|f| f.index);
-        out.failed.dedup_by_key(|f| f.index);
         Ok(Attempt::Done(out))
     }
 }
@@ -597,7 +668,12 @@ impl JdbcSink {
         let Some(client) = client.as_ref() else {
             return Fast::Transient(SinkError::Closed("no connection".into()));
         };
-        if let Err(e) = client.batch_execute("BEGIN").await {
+        let mut inflight: Inflight<'_> = VecDeque::new();
+        let mut failure: Option<Option<tokio_postgres::Error>> = None;
+        // BEGIN is queued like the statements (no round trip of its own):
+        // the first slice is planned while it travels.
+        let begin = Box::pin(async move { client.batch_execute("BEGIN").await.map(|_| 0) });
+        if let Some(e) = submit(&mut inflight, begin).await {
             return match classify(SinkError::db("starting the transaction", &e)) {
                 Ok(Attempt::Transient(e)) | Err(e) => Fast::Transient(e),
                 Ok(Attempt::Done(_)) => Fast::Fallback,
@@ -607,8 +683,6 @@ impl JdbcSink {
         let mode = config.insert_mode;
         let needs_unique = mode != InsertMode::Insert;
         let (mut written, mut skipped) = (0usize, 0usize);
-        let mut inflight: Inflight<'_> = VecDeque::new();
-        let mut failure: Option<Option<tokio_postgres::Error>> = None;
         let mut pos = 0;
         let mut size = if mode == InsertMode::Insert {
             live.len()
