@@ -82,7 +82,8 @@ pub struct Metrics {
     pub dlq_records: Family<DlqLabels, Counter>,
     /// Rows read so far by the initial snapshot, per table.
     pub snapshot_rows: Family<SnapshotLabels, Gauge>,
-    /// Estimated rows to read by the initial snapshot, per table (`pg_class.reltuples`).
+    /// Rows the initial snapshot reads per table: exact for tables with a key
+    /// (counted while planning chunks), `pg_class.reltuples` otherwise.
     pub snapshot_rows_total: Family<SnapshotLabels, Gauge>,
 }
 
@@ -160,7 +161,7 @@ impl Metrics {
         );
         registry.register(
             "snapshot_rows_estimated",
-            "Estimated rows the initial snapshot will read",
+            "Rows the initial snapshot reads (exact for keyed tables, the planner estimate otherwise)",
             snapshot_rows_total.clone(),
         );
         Arc::new(Self {

@@ -31,10 +31,12 @@
 //! produced for it and before it is acknowledged by Kafka (DESIGN.md rule
 //! 1); a crash replays at most the unacknowledged tail.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use cdc_envelope::metadata::{
     heartbeat_record, heartbeat_topic, transaction_record, transaction_topic, TransactionStatus,
@@ -283,8 +285,8 @@ struct Router {
     kafka: KafkaConfig,
     converter: Converter,
     admin: TopicAdmin,
-    /// Topics created or checked this run → compacted?
-    ensured: HashMap<String, bool>,
+    /// Topics created or checked this run.
+    ensured: HashSet<String>,
     dlq: DeadLetters,
     metrics: Arc<Metrics>,
     counters: EventCounters,
@@ -294,22 +296,18 @@ struct Router {
 }
 
 impl Router {
-    /// Creates `topic` if needed (once per run) and learns whether it is
-    /// compacted. Returns true for compacted topics.
-    async fn topic(&mut self, topic: &str) -> Result<bool> {
-        if let Some(compacted) = self.ensured.get(topic) {
-            return Ok(*compacted);
+    /// Creates `topic` if needed (once per run). Records the broker would
+    /// refuse for the topic's configs (no key on a compacted topic) are
+    /// refused one by one by kafka-io's producers, and dead-lettered.
+    async fn topic(&mut self, topic: &str) -> Result<()> {
+        if self.ensured.contains(topic) {
+            return Ok(());
         }
         self.admin
             .ensure_topic(&self.kafka.topic_creation.spec_for(topic))
             .await?;
-        let described = self.admin.describe(topic).await?;
-        let compacted = described
-            .configs
-            .get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"));
-        self.ensured.insert(topic.to_string(), compacted);
-        Ok(compacted)
+        self.ensured.insert(topic.to_string());
+        Ok(())
     }
 
     /// Appends the records of `event` to `out`; returns the progress a
@@ -386,7 +384,7 @@ impl Router {
         let Some(topic) = topic_name(&ev, &self.options) else {
             return Ok(Some(progress));
         };
-        let compacted = self.topic(&topic).await?;
+        self.topic(&topic).await?;
         let encoded = match self.converter.encode(&topic, &ev).await {
             Ok(rec) => key_change_header(&ev, &self.options).map(|header| {
                 let headers = match header {
@@ -398,31 +396,6 @@ impl Router {
             Err(e) => Err(e),
         };
         match encoded {
-            Ok((rec, _)) if compacted && rec.key.is_none() => {
-                // The broker would refuse the whole batch (and so the whole
-                // transaction) for this one record: dead-letter it alone.
-                let error = KeylessOnCompactedTopic {
-                    topic: topic.clone(),
-                };
-                let record = FailedRecord {
-                    topic: topic.clone(),
-                    partition: -1,
-                    offset: -1,
-                    key: None,
-                    value: rec.value,
-                    headers: Vec::new(),
-                    timestamp: None,
-                };
-                self.dlq
-                    .send(
-                        &record,
-                        Stage::KafkaProduce,
-                        TASK_CLASS,
-                        &error,
-                        "org.apache.kafka.common.InvalidRecordException",
-                    )
-                    .await?;
-            }
             Ok((rec, headers)) => {
                 let tombstone = tombstone_follows(&ev, &self.options).then(|| Outgoing {
                     topic: topic.clone(),
@@ -520,27 +493,6 @@ impl Router {
     }
 }
 
-/// A record without key bound for a compacted topic (a table without
-/// primary key, or a truncate, with `cleanup.policy=compact`).
-#[derive(Debug)]
-struct KeylessOnCompactedTopic {
-    topic: String,
-}
-
-impl std::fmt::Display for KeylessOnCompactedTopic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Compacted topic cannot accept message without key in topic partition {}: the table \
-             has no primary key (or the event is a truncate); give the table a primary key or \
-             REPLICA IDENTITY, or create the topic with cleanup.policy=delete",
-            self.topic
-        )
-    }
-}
-
-impl std::error::Error for KeylessOnCompactedTopic {}
-
 /// Records produced and not yet acknowledged (at-least-once), with the
 /// source position each batch completes.
 #[derive(Debug, Default)]
@@ -575,6 +527,58 @@ fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// Publishes the source's live progress — replication lag in bytes and
+/// the rows each table's snapshot reads — once a second while the task runs.
+struct SourceGauges(tokio::task::JoinHandle<()>);
+
+impl SourceGauges {
+    fn start(metrics: &Arc<Metrics>, name: &str, source: &PgSource) -> Self {
+        let stats = source.stats();
+        let labels = ConnectorLabels {
+            connector: name.to_string(),
+        };
+        let lag_bytes = metrics.replication_lag_bytes.get_or_create(&labels).clone();
+        let metrics = metrics.clone();
+        let name = name.to_string();
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut published = 0;
+            loop {
+                tick.tick().await;
+                if let Some(lag) = stats.lag_bytes() {
+                    lag_bytes.set(i64::try_from(lag).unwrap_or(i64::MAX));
+                }
+                let tables = stats.snapshot_tables();
+                if tables.len() != published {
+                    for t in &tables {
+                        let Some(rows) = t.expected_rows else {
+                            continue;
+                        };
+                        metrics
+                            .snapshot_rows_total
+                            .get_or_create(&SnapshotLabels {
+                                connector: name.clone(),
+                                table: t.table.to_string(),
+                            })
+                            .set(i64::try_from(rows).unwrap_or(i64::MAX));
+                    }
+                    published = tables.len();
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for SourceGauges {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often [`SourceGauges`] publishes.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Latency and lag gauges of one connector.
 struct Observed {
@@ -652,7 +656,7 @@ pub async fn run_source(
         admin: TopicAdmin::new(&kafka)?,
         options,
         kafka: kafka.clone(),
-        ensured: HashMap::new(),
+        ensured: HashSet::new(),
         dlq: DeadLetters::new(reporter.clone(), ctx.metrics.clone(), &name),
         counters: EventCounters::new(ctx.metrics.clone(), &name),
         metrics: ctx.metrics.clone(),
@@ -661,7 +665,7 @@ pub async fn run_source(
     match delivery {
         SourceDelivery::AtLeastOnce => {
             let source = PgSource::start(source_config, file_store).await?;
-            started(&ctx, &name, &source, "at-least-once");
+            let _gauges = started(&ctx, &name, &source, "at-least-once");
             at_least_once(router, source, &kafka, reporter, ctx, shutdown, batch).await
         }
         SourceDelivery::ExactlyOnce {
@@ -671,9 +675,14 @@ pub async fn run_source(
         } => {
             // Fences an older instance (aborting its open transaction)
             // before the committed offset is read.
+            let t = Instant::now();
             let producer =
                 TransactionalProducer::new(&kafka, &transactional_id, &offsets_topic).await?;
-            let initial = match producer.last_committed_position().await? {
+            let init_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let committed = producer.last_committed_position().await?;
+            let read_ms = t.elapsed().as_secs_f64() * 1e3;
+            let initial = match committed {
                 Some(bytes) => parse_offset(&bytes)?,
                 // First exactly-once start: continue from what an
                 // at-least-once run of this connector stored, if any.
@@ -681,11 +690,12 @@ pub async fn run_source(
             };
             tracing::info!(
                 connector = %name, %transactional_id, %offsets_topic,
-                offsets = ?initial, "exactly-once source: committed offsets read"
+                offsets = ?initial, init_ms, read_ms,
+                "exactly-once source: committed offsets read"
             );
             let (store, requests) = TxnOffsetStore::new(initial.clone());
             let source = PgSource::start(source_config, store).await?;
-            started(&ctx, &name, &source, "exactly-once");
+            let _gauges = started(&ctx, &name, &source, "exactly-once");
             let eos = ExactlyOnce {
                 producer,
                 requests,
@@ -698,12 +708,14 @@ pub async fn run_source(
     }
 }
 
-fn started(ctx: &TaskContext, name: &str, source: &PgSource, mode: &str) {
+fn started(ctx: &TaskContext, name: &str, source: &PgSource, mode: &str) -> SourceGauges {
     ctx.board.set(name, ConnectorState::Running);
+    let gauges = SourceGauges::start(&ctx.metrics, name, source);
     tracing::info!(
         connector = %name, delivery = mode, tables = ?source.info().tables,
         plan = ?source.info().plan, "source started"
     );
+    gauges
 }
 
 fn parse_offset(bytes: &[u8]) -> Result<Option<SourceOffset>> {
@@ -845,6 +857,11 @@ struct ExactlyOnce {
 }
 
 impl ExactlyOnce {
+    /// The loop: route a poll's events, send them in one transaction, hand
+    /// the source the position, commit with the offset it returns — and,
+    /// while the broker commits, route the events of the next poll (the
+    /// commit is mostly waiting: for the last produce acknowledgements and
+    /// the coordinator's `EndTxn`).
     async fn run(
         mut self,
         mut router: Router,
@@ -855,46 +872,49 @@ impl ExactlyOnce {
         let name = router.name.clone();
         let observed = Observed::new(&ctx.metrics, &name);
         let mut buf: Vec<SourceEvent> = Vec::with_capacity(self.batch);
-        let mut out: Vec<Outgoing> = Vec::with_capacity(self.batch);
+        let mut poll = Poll {
+            out: Vec::with_capacity(self.batch),
+            last: None,
+            started: Instant::now(),
+        };
         let result = 'run: loop {
             if ctx.wait_while_paused(&name, &mut shutdown).await {
                 break Ok(());
             }
-            // Wait for the first events of the next transaction.
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() { break Ok(()); }
-                    continue;
-                }
-                _ = ctx.pause.changed() => continue,
-                Some((_, reply)) = self.requests.recv() => {
-                    // Not after one of our acknowledgements: everything
-                    // acknowledged is already committed.
-                    let _ = reply.send(Ok(()));
-                    continue;
-                }
-                got = source.recv_many(&mut buf, self.batch) => {
-                    match got {
-                        Ok(0) => {
-                            tracing::info!(connector = %name, "source finished (nothing more to stream)");
-                            break Ok(());
+            if poll.is_empty() {
+                // Wait for the first events of the next transaction.
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => {
+                        if *shutdown.borrow() { break Ok(()); }
+                        continue;
+                    }
+                    _ = ctx.pause.changed() => continue,
+                    Some((_, reply)) = self.requests.recv() => {
+                        // Not after one of our acknowledgements: everything
+                        // acknowledged is already committed.
+                        let _ = reply.send(Ok(()));
+                        continue;
+                    }
+                    got = source.recv_many(&mut buf, self.batch) => {
+                        match got {
+                            Ok(0) => {
+                                tracing::info!(connector = %name, "source finished (nothing more to stream)");
+                                break Ok(());
+                            }
+                            Ok(_) => {}
+                            Err(e) => break Err(e.into()),
                         }
-                        Ok(_) => {}
-                        Err(e) => break Err(e.into()),
                     }
                 }
-            }
-            let started = Instant::now();
-            let mut last: Option<Progress> = None;
-            for event in buf.drain(..) {
-                if let Some(p) = router.route(event, &mut out).await? {
-                    last = Some(p);
+                poll.started = Instant::now();
+                if let Err(e) = poll.route(&mut router, &mut buf).await {
+                    break Err(e);
                 }
             }
             if let Boundary::Interval(every) = self.boundary {
                 // Keep adding polls to this transaction until the interval ends.
-                let deadline = tokio::time::Instant::from_std(started + every);
+                let deadline = tokio::time::Instant::from_std(poll.started + every);
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep_until(deadline) => break,
@@ -905,20 +925,24 @@ impl ExactlyOnce {
                                 Ok(_) => {}
                                 Err(e) => break 'run Err(e.into()),
                             }
-                            for event in buf.drain(..) {
-                                if let Some(p) = router.route(event, &mut out).await? {
-                                    last = Some(p);
-                                }
+                            if let Err(e) = poll.route(&mut router, &mut buf).await {
+                                break 'run Err(e);
                             }
                         }
                     }
                 }
             }
-            if out.is_empty() && last.is_none() {
+            if poll.is_empty() {
                 continue;
             }
-            if let Err(e) = self.transaction(&router, &mut source, &mut out, last).await {
-                break Err(e);
+            let started = poll.started;
+            let last = poll.last.take();
+            match self
+                .transaction(&mut router, &mut source, &mut buf, &mut poll, last)
+                .await
+            {
+                Ok(()) => {}
+                Err(e) => break Err(e),
             }
             if let Some(p) = last {
                 observed.durable(p, started);
@@ -939,70 +963,144 @@ impl ExactlyOnce {
         Ok(())
     }
 
-    /// Sends `out` in one transaction and commits it with the offset the
-    /// source computes for `last` (acknowledged here).
+    /// Sends `poll`'s records in one transaction and commits it with the
+    /// offset the source computes for `last` (acknowledged here). While the
+    /// commit runs, the next poll's events are routed into `poll` (up to
+    /// `max.batch.size`); they go into the next transaction.
     async fn transaction(
         &mut self,
-        router: &Router,
+        router: &mut Router,
         source: &mut PgSource,
-        out: &mut Vec<Outgoing>,
+        buf: &mut Vec<SourceEvent>,
+        poll: &mut Poll,
         last: Option<Progress>,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let records = out.len();
+        let records = poll.out.len();
         let mut txn = self.producer.begin()?;
-        for rec in out.drain(..) {
+        for rec in poll.out.drain(..) {
             if let Err(e) = txn.send(&rec.record()).await {
                 router.refused(&rec, e).await?;
             }
         }
-        let Some(progress) = last else {
-            // Heartbeats / transaction markers only: nothing moves the offset.
-            return match self.committed.clone() {
-                Some(text) => Ok(txn.commit(text.as_bytes()).await?),
-                // No offset yet to commit them with; they carry no data.
-                None => Ok(txn.abort().await?),
-            };
-        };
         let t1 = Instant::now();
-        source.ack(progress.position);
-        let request = tokio::time::timeout(OFFSET_WAIT, self.requests.recv()).await;
-        let t2 = Instant::now();
-        match request {
-            Ok(Some((offset, reply))) => {
-                let text = offset.to_text();
-                match txn.commit(text.as_bytes()).await {
-                    Ok(()) => {
-                        tracing::debug!(
-                            records,
-                            send_ms = (t1 - t0).as_secs_f64() * 1e3,
-                            offset_ms = (t2 - t1).as_secs_f64() * 1e3,
-                            commit_ms = t2.elapsed().as_secs_f64() * 1e3,
-                            "transaction committed"
+        let (text, reply) = match last {
+            // Heartbeats / transaction markers only: nothing moves the offset.
+            None => match self.committed.clone() {
+                Some(text) => (text, None),
+                // No offset yet to commit them with; they carry no data.
+                None => return Ok(txn.abort().await?),
+            },
+            Some(progress) => {
+                source.ack(progress.position);
+                match tokio::time::timeout(OFFSET_WAIT, self.requests.recv()).await {
+                    Ok(Some((offset, reply))) => (offset.to_text(), Some(reply)),
+                    // The source stopped (its error comes with the next receive).
+                    Ok(None) => return Ok(txn.abort().await?),
+                    Err(_) => {
+                        tracing::warn!(
+                            connector = %router.name, position = ?progress.position,
+                            "no offset came back for an acknowledged position within \
+                             {OFFSET_WAIT:?}; committing the transaction with the previous \
+                             offset (a crash now may duplicate these records)"
                         );
-                        self.committed = Some(text);
-                        let _ = reply.send(Ok(()));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(format!("the Kafka transaction failed: {e}")));
-                        Err(e.into())
+                        (self.committed.clone().unwrap_or_default(), None)
                     }
                 }
             }
-            // The source stopped (its error comes with the next receive).
-            Ok(None) => Ok(txn.abort().await?),
-            Err(_) => {
-                tracing::warn!(
-                    connector = %router.name, position = ?progress.position,
-                    "no offset came back for an acknowledged position within {OFFSET_WAIT:?}; \
-                     committing the transaction with the previous offset (a crash now may \
-                     duplicate these records)"
-                );
-                let text = self.committed.clone().unwrap_or_default();
-                Ok(txn.commit(text.as_bytes()).await?)
+        };
+        let t2 = Instant::now();
+        let position = text.clone().into_bytes();
+        let commit = txn.commit(&position);
+        tokio::pin!(commit);
+        // Route what arrives while the broker commits. A source error or end
+        // is left for the next receive (the stream repeats it).
+        let mut routing = true;
+        let mut route_error = None;
+        let committed = loop {
+            let room = self.batch.saturating_sub(poll.out.len());
+            tokio::select! {
+                biased;
+                r = &mut commit => break r,
+                got = source.recv_many(buf, room), if routing && room > 0 => {
+                    match got {
+                        Ok(n) if n > 0 => {
+                            if poll.is_empty() {
+                                poll.started = Instant::now();
+                            }
+                            if let Err(e) = poll.route(router, buf).await {
+                                route_error = Some(e);
+                                routing = false;
+                            }
+                        }
+                        _ => routing = false,
+                    }
+                }
+            }
+        };
+        if routing && committed.is_ok() {
+            // Top the next poll up with what is already queued (no wait).
+            let room = self.batch.saturating_sub(poll.out.len());
+            if room > 0 {
+                if let Some(Ok(n)) = source.recv_many(buf, room).now_or_never() {
+                    if n > 0 {
+                        if poll.is_empty() {
+                            poll.started = Instant::now();
+                        }
+                        if let Err(e) = poll.route(router, buf).await {
+                            route_error = Some(e);
+                        }
+                    }
+                }
             }
         }
+        match committed {
+            Ok(()) => {
+                tracing::debug!(
+                    records,
+                    send_ms = (t1 - t0).as_secs_f64() * 1e3,
+                    offset_ms = (t2 - t1).as_secs_f64() * 1e3,
+                    commit_ms = t2.elapsed().as_secs_f64() * 1e3,
+                    routed_meanwhile = poll.out.len(),
+                    "transaction committed"
+                );
+                self.committed = Some(text);
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+                route_error.map_or(Ok(()), Err)
+            }
+            Err(e) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(format!("the Kafka transaction failed: {e}")));
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The events of one poll, routed and waiting for their transaction.
+struct Poll {
+    out: Vec<Outgoing>,
+    /// The progress of the last change event among them.
+    last: Option<Progress>,
+    /// When the first of them was received.
+    started: Instant,
+}
+
+impl Poll {
+    fn is_empty(&self) -> bool {
+        self.out.is_empty() && self.last.is_none()
+    }
+
+    async fn route(&mut self, router: &mut Router, buf: &mut Vec<SourceEvent>) -> Result<()> {
+        for event in buf.drain(..) {
+            if let Some(p) = router.route(event, &mut self.out).await? {
+                self.last = Some(p);
+            }
+        }
+        Ok(())
     }
 }
 

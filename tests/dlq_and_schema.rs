@@ -202,7 +202,8 @@ async fn keyless_record_for_a_compacted_topic_goes_to_dlq_source() -> TestResult
         Some("KAFKA_PRODUCE")
     );
     assert!(
-        header("__connect.errors.exception.message").is_some_and(|m| m.contains("without key")),
+        header("__connect.errors.exception.message")
+            .is_some_and(|m| m.contains("compacted") && m.contains("without a key")),
         "{:?}",
         header("__connect.errors.exception.message")
     );

@@ -157,6 +157,12 @@ async fn at_least_once_with_heartbeats_and_transaction_metadata() -> TestResult 
     let source = source_db.connect().await?;
     let target = target_db.connect().await?;
     source.batch_execute(EMPLOYEES).await?;
+    // Three rows for the snapshot (its progress metrics are checked below).
+    source
+        .batch_execute(
+            "INSERT INTO employees (name, salary) VALUES ('Pre1', 1.00), ('Pre2', 2.00), ('Pre3', 3.00)",
+        )
+        .await?;
     let mut setup = Setup::new(&source_db, &target_db)?;
     for (k, v) in [
         ("exactly.once.source.support", "disabled"),
@@ -245,15 +251,36 @@ async fn at_least_once_with_heartbeats_and_transaction_metadata() -> TestResult 
             "pgcdc_sink_batch_records_count",
             "pgcdc_sink_batch_seconds_count",
             "pgcdc_consumer_lag_records",
+            "pgcdc_replication_lag_bytes",
         ]
         .into_iter()
         .filter(|m| !has(m))
         .collect();
-        if missing.is_empty() {
+        // Snapshot progress: rows to read (counted by the chunk planner)
+        // and rows read, per table.
+        let snapshot = |name: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!("{name}{{"))
+                        && l.contains(&setup.source.name)
+                        && l.contains("table=\"public.employees\"")
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        let progress = (
+            snapshot("pgcdc_snapshot_rows_estimated"),
+            snapshot("pgcdc_snapshot_rows"),
+        );
+        let three = Some("3".to_string());
+        if missing.is_empty() && progress == (three.clone(), three.clone()) {
             break;
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!("metrics never populated: {missing:?}\n{text}").into());
+            return Err(format!(
+                "metrics never populated: {missing:?}, snapshot progress {progress:?}\n{text}"
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -297,10 +324,10 @@ async fn at_least_once_with_heartbeats_and_transaction_metadata() -> TestResult 
         .find(|r| header(r, "__debezium.oldkey").is_some())
         .ok_or("no record with __debezium.oldkey")?;
     assert_eq!(op(create), "c");
-    // 'One' was the table's first row: SERIAL gave it emp_id 1.
+    // 'One' came after the three snapshot rows: SERIAL gave it emp_id 4.
     assert_eq!(
         header(create, "__debezium.oldkey").as_deref(),
-        Some(r#"{"emp_id":1}"#)
+        Some(r#"{"emp_id":4}"#)
     );
     wait_equal(&source, &target, ROWS, Duration::from_secs(60)).await?;
     running.stop().await?;

@@ -241,6 +241,70 @@ impl TopicRules {
     }
 }
 
+/// Per-topic [`TopicRules`], described once per topic and cached (also when
+/// describing fails: then nothing is checked). Shared by [`Producer`] and
+/// [`TransactionalProducer`].
+struct TopicChecks {
+    enabled: bool,
+    config: KafkaConfig,
+    /// Created on the first topic lookup.
+    admin: tokio::sync::OnceCell<Option<TopicAdmin>>,
+    rules: std::sync::RwLock<std::collections::HashMap<String, TopicRules>>,
+}
+
+impl TopicChecks {
+    fn new(config: &KafkaConfig, enabled: bool) -> Self {
+        Self {
+            enabled,
+            config: config.clone(),
+            admin: tokio::sync::OnceCell::new(),
+            rules: std::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Why the broker would refuse `record`, if it would (see [`TopicRules`]).
+    async fn violation(&self, record: &Record<'_>) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        self.rules(record.topic).await.violation(record)
+    }
+
+    async fn rules(&self, topic: &str) -> TopicRules {
+        if let Some(r) = self
+            .rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+        {
+            return *r;
+        }
+        let admin = self
+            .admin
+            .get_or_init(|| async {
+                TopicAdmin::new(&self.config)
+                    .map_err(|e| tracing::warn!(error = %e, "no admin client: topic configs are not checked before producing"))
+                    .ok()
+            })
+            .await;
+        let rules = match admin {
+            Some(a) => match a.configs_within(topic, Duration::from_secs(10)).await {
+                Ok(configs) => TopicRules::from_configs(&configs),
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "cannot read the topic's configs: records the broker may refuse are not caught before batching");
+                    TopicRules::default()
+                }
+            },
+            None => TopicRules::default(),
+        };
+        self.rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(topic.to_string(), rules);
+        rules
+    }
+}
+
 /// Bound on records handed to librdkafka and not yet resolved: an atomic
 /// counter, with a [`Notify`] touched only while a sender waits (a
 /// semaphore would take a lock on every release, i.e. every delivery).
@@ -479,11 +543,7 @@ pub struct Producer {
     inner: ThreadedProducer<DeliveryContext>,
     shared: Arc<Shared>,
     backoff_max: Duration,
-    config: KafkaConfig,
-    check_topic_configs: bool,
-    /// Created on the first topic lookup.
-    admin: tokio::sync::OnceCell<Option<TopicAdmin>>,
-    topic_rules: std::sync::RwLock<std::collections::HashMap<String, TopicRules>>,
+    checks: TopicChecks,
 }
 
 impl std::fmt::Debug for Producer {
@@ -529,47 +589,8 @@ impl Producer {
             inner,
             shared,
             backoff_max: options.queue_full_backoff_max,
-            config: config.clone(),
-            check_topic_configs: options.check_topic_configs,
-            admin: tokio::sync::OnceCell::new(),
-            topic_rules: std::sync::RwLock::new(std::collections::HashMap::new()),
+            checks: TopicChecks::new(config, options.check_topic_configs),
         })
-    }
-
-    /// The rules of `topic`, described once per topic and cached (also when
-    /// describing fails: then nothing is checked).
-    async fn rules(&self, topic: &str) -> TopicRules {
-        if let Some(r) = self
-            .topic_rules
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(topic)
-        {
-            return *r;
-        }
-        let admin = self
-            .admin
-            .get_or_init(|| async {
-                TopicAdmin::new(&self.config)
-                    .map_err(|e| tracing::warn!(error = %e, "no admin client: topic configs are not checked before producing"))
-                    .ok()
-            })
-            .await;
-        let rules = match admin {
-            Some(a) => match a.configs_within(topic, Duration::from_secs(10)).await {
-                Ok(configs) => TopicRules::from_configs(&configs),
-                Err(e) => {
-                    tracing::warn!(topic, error = %e, "cannot read the topic's configs: records the broker may refuse are not caught before batching");
-                    TopicRules::default()
-                }
-            },
-            None => TopicRules::default(),
-        };
-        self.topic_rules
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(topic.to_string(), rules);
-        rules
     }
 
     /// Queues `record` with sequence number `seq` (strictly increasing).
@@ -583,11 +604,7 @@ impl Producer {
         if let Some(e) = self.shared.fatal_error() {
             return Err(e);
         }
-        let violation = if self.check_topic_configs {
-            self.rules(record.topic).await.violation(record)
-        } else {
-            None
-        };
+        let violation = self.checks.violation(record).await;
         self.shared.in_flight.acquire().await;
         let index = match self.shared.tracker.register_indexed(seq) {
             Ok(i) => i,
@@ -709,6 +726,7 @@ impl Producer {
 pub struct TransactionalProducer {
     inner: ThreadedProducer<DefaultProducerContext>,
     config: KafkaConfig,
+    checks: TopicChecks,
     transactional_id: String,
     position_topic: String,
     timeout: Duration,
@@ -773,6 +791,7 @@ impl TransactionalProducer {
         Ok(Self {
             inner,
             config: config.clone(),
+            checks: TopicChecks::new(config, true),
             transactional_id: transactional_id.to_string(),
             position_topic: position_topic.to_string(),
             timeout,
@@ -804,6 +823,14 @@ impl TransactionalProducer {
 
 /// Reads the last committed position of `transactional_id` from
 /// `position_topic` (`read_committed`, up to the end of the partition).
+///
+/// The topic is shared by every connector and grows by one record per
+/// transaction until compaction catches up, so the partition is read from
+/// its tail: the last [`POSITION_TAIL`] offsets first, then windows eight
+/// times larger back to the beginning, until a record of this
+/// `transactional_id` is found (the latest one found in a window read to
+/// the end is the latest committed position). An empty partition answers
+/// at once from its watermarks.
 pub async fn read_position(
     config: &KafkaConfig,
     position_topic: &str,
@@ -813,6 +840,9 @@ pub async fn read_position(
     cc.set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
+        // An idle partition answers a fetch after this long: with the
+        // default (500 ms) reaching the end of the topic took a second.
+        .set("fetch.wait.max.ms", "10")
         .set("group.id", format!("{transactional_id}-position-reader"));
     let consumer: BaseConsumer = cc
         .create()
@@ -820,34 +850,54 @@ pub async fn read_position(
     let topic = position_topic.to_string();
     let id = transactional_id.as_bytes().to_vec();
     blocking(move || {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
-            .map_err(Error::kafka("assign position topic"))?;
-        consumer
-            .assign(&tpl)
-            .map_err(Error::kafka("assign position topic"))?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut last = None;
+        let limit = Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + limit;
+        let timed_out = || Error::Timeout {
+            operation: "reading the position topic",
+            after: limit,
+        };
+        let (low, high) = consumer
+            .fetch_watermarks(&topic, 0, limit)
+            .map_err(Error::kafka("read position topic watermarks"))?;
+        if high <= low {
+            return Ok(None);
+        }
+        let mut window = POSITION_TAIL;
         loop {
-            if std::time::Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    operation: "reading the position topic",
-                    after: Duration::from_secs(60),
-                });
-            }
-            match consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) if m.key() == Some(&id[..]) => {
-                    last = m.payload().map(<[u8]>::to_vec);
+            let start = high.saturating_sub(window).max(low);
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, 0, Offset::Offset(start))
+                .map_err(Error::kafka("assign position topic"))?;
+            consumer
+                .assign(&tpl)
+                .map_err(Error::kafka("assign position topic"))?;
+            let mut last = None;
+            loop {
+                if std::time::Instant::now() > deadline {
+                    return Err(timed_out());
                 }
-                Some(Ok(_)) => {}
-                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(last),
-                Some(Err(e)) => return Err(Error::kafka("read position topic")(e)),
-                None => {}
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) if m.key() == Some(&id[..]) => {
+                        last = m.payload().map(<[u8]>::to_vec);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(Error::kafka("read position topic")(e)),
+                    None => {}
+                }
             }
+            if last.is_some() || start == low {
+                return Ok(last);
+            }
+            window = window.saturating_mul(8);
         }
     })
     .await
 }
+
+/// Offsets read first from the end of the position topic (see
+/// [`read_position`]).
+pub const POSITION_TAIL: i64 = 1024;
 
 /// An open transaction; dropped without commit → aborted on the next use
 /// of the producer (call [`Transaction::abort`] to abort explicitly).
@@ -866,7 +916,21 @@ impl std::fmt::Debug for Transaction<'_> {
 
 impl Transaction<'_> {
     /// Queues a record in this transaction (waits while the queue is full).
+    ///
+    /// A record the broker would refuse together with its whole batch —
+    /// and so fail the transaction — is refused here instead, with a
+    /// non-retriable [`Error::Delivery`] (`InvalidRecord`): no key for a
+    /// compacted topic (checked against the topic's configs, described
+    /// once per topic). The transaction stays usable.
     pub async fn send(&mut self, record: &Record<'_>) -> Result<()> {
+        if let Some(message) = self.producer.checks.violation(record).await {
+            return Err(Error::Delivery {
+                seq: 0,
+                topic: record.topic.to_string(),
+                code: RDKafkaErrorCode::InvalidRecord,
+                message,
+            });
+        }
         let mut br = base_record(record, ());
         let mut backoff = Duration::from_micros(500);
         loop {

@@ -52,14 +52,7 @@ async fn poison_records_go_to_the_dlq_with_every_header() -> TestResult {
     let dlq = cdc_testkit::unique_name("dlq_source");
     let cfg = dlq_config(&dlq, "all");
     // Compacted: the broker rejects records without a key (InvalidRecord).
-    TopicAdmin::new(&cfg)?
-        .ensure_topic(
-            &TopicSpec::new(&topic)
-                .partitions(1)
-                .replication_factor(1)
-                .config("cleanup.policy", "compact"),
-        )
-        .await?;
+    create_topic_with(&cfg, &topic, 1, &[("cleanup.policy", "compact")]).await;
     let reporter = Arc::new(ErrorReporter::new(&cfg, "pg-source-connector", 0).await?);
     let producer = Producer::new(
         &cfg,

@@ -121,3 +121,94 @@ async fn a_restarted_instance_fences_the_old_one() -> TestResult {
     assert_eq!(new.last_committed_position().await?, None);
     Ok(())
 }
+
+/// The position topic is shared by every connector: a connector's last
+/// committed position is found however many records of others follow it
+/// (the reader starts at the tail and widens its window back to the start),
+/// and the latest of several of its own records wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_are_found_behind_other_connectors_records() -> TestResult {
+    use kafka_io::{Producer, ProducerOptions, POSITION_TAIL};
+    init_tracing();
+    let cfg = config(&[]);
+    let positions = cdc_testkit::unique_name("txn_shared_positions");
+    let early = cdc_testkit::unique_name("pg_source_early");
+    let late = cdc_testkit::unique_name("pg_source_late");
+
+    let mut p = TransactionalProducer::new(&cfg, &early, &positions).await?;
+    p.begin()?.commit(b"lsn=0/1").await?;
+    p.begin()?.commit(b"lsn=0/2").await?;
+    drop(p);
+
+    // Another connector's records, several tail windows of them.
+    let filler = Producer::new(&cfg, ProducerOptions::default())?;
+    let n = (POSITION_TAIL * 10) as u64;
+    for seq in 0..n {
+        filler
+            .send(
+                seq,
+                &Record::to(&positions)
+                    .key(b"someone-else")
+                    .value(seq.to_string().as_bytes())
+                    .partition(0),
+            )
+            .await?;
+    }
+    assert_eq!(filler.flush(Duration::from_secs(60)).await?, Some(n - 1));
+
+    let mut p = TransactionalProducer::new(&cfg, &late, &positions).await?;
+    p.begin()?.commit(b"lsn=0/3").await?;
+    assert_eq!(
+        p.last_committed_position().await?.as_deref(),
+        Some(&b"lsn=0/3"[..])
+    );
+    let p = TransactionalProducer::new(&cfg, &early, &positions).await?;
+    assert_eq!(
+        p.last_committed_position().await?.as_deref(),
+        Some(&b"lsn=0/2"[..]),
+        "found {} records back",
+        n + 1
+    );
+    let nobody = cdc_testkit::unique_name("pg_source_nobody");
+    let p = TransactionalProducer::new(&cfg, &nobody, &positions).await?;
+    assert_eq!(p.last_committed_position().await?, None);
+    Ok(())
+}
+
+/// A keyless record for a compacted topic would make the broker refuse its
+/// whole batch and so fail the transaction: the transactional producer
+/// refuses that record alone (non-retriable `InvalidRecord`), and the rest
+/// of the transaction commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_records_for_compacted_topics_are_refused_alone() -> TestResult {
+    use kafka_io::Error;
+    init_tracing();
+    let cfg = config(&[]);
+    let topic = cdc_testkit::unique_name("txn_compacted");
+    create_topic_with(&cfg, &topic, 1, &[("cleanup.policy", "compact,delete")]).await;
+    let positions = cdc_testkit::unique_name("txn_compacted_positions");
+    let txn_id = cdc_testkit::unique_name("pg_source_compacted");
+    let mut p = TransactionalProducer::new(&cfg, &txn_id, &positions).await?;
+    let mut t = p.begin()?;
+    t.send(&Record::to(&topic).key(b"k1").value(b"before"))
+        .await?;
+    let refused = t.send(&Record::to(&topic).value(b"keyless")).await;
+    match &refused {
+        Err(e @ Error::Delivery { message, .. }) => {
+            assert!(!e.is_retriable(), "{e}");
+            assert!(message.contains("compacted"), "{message}");
+        }
+        other => panic!("expected a refused delivery, got {other:?}"),
+    }
+    t.send(&Record::to(&topic).key(b"k2").value(b"after"))
+        .await?;
+    t.commit(b"lsn=0/9").await?;
+
+    let got = consume_n(&cfg, &topic, 2, Duration::from_secs(60)).await;
+    let values: Vec<_> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(values, ["before", "after"]);
+    Ok(())
+}

@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use cdc_envelope::{ChangeEvent, Op, Position, SnapshotMarker, Value};
+use cdc_envelope::{ChangeEvent, Op, Position, SnapshotMarker, TableId, Value};
 use cdc_testkit::{unique_name, Services, TestDatabase};
-use pg_logical::source::{MemoryOffsetStore, PgSource, SourceConfig, SourceEvent, StartPlan};
+use pg_logical::source::{
+    MemoryOffsetStore, PgSource, SourceConfig, SourceEvent, StartPlan, TableSnapshot,
+};
 use pg_logical::Error;
 
 struct Fixture {
@@ -395,6 +397,14 @@ async fn snapshot_resumes_after_crash_from_last_acknowledged_chunk() {
     };
     let mut src = PgSource::start(cfg(), store.clone()).await.unwrap();
     let first = changes(&mut src, 3500).await;
+    // The chunk planner counted the rows to read.
+    let expect = |rows: u64| {
+        vec![TableSnapshot {
+            table: TableId::new("public", "big"),
+            expected_rows: Some(rows),
+        }]
+    };
+    assert_eq!(src.stats().snapshot_tables(), expect(10000));
     src.ack(first[3499].position);
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(src); // crash: no orderly stop
@@ -403,11 +413,15 @@ async fn snapshot_resumes_after_crash_from_last_acknowledged_chunk() {
 
     let mut src = PgSource::start(cfg(), store.clone()).await.unwrap();
     assert_eq!(src.info().plan, StartPlan::ResumeSnapshot);
+    let rest_first = next_change(&mut src).await;
+    // Resumed: only the rows of the unfinished chunks are left to read.
+    assert_eq!(src.stats().snapshot_tables(), expect(7000));
     let mut seen: HashSet<i64> = first
         .iter()
         .map(|e| int(&e.after.as_ref().unwrap()[0]))
         .collect();
-    let rest = changes(&mut src, 10000 - 3000).await;
+    let mut rest = vec![rest_first];
+    rest.extend(changes(&mut src, 10000 - 3000 - 1).await);
     let resumed_ids: Vec<i64> = rest
         .iter()
         .map(|e| int(&e.after.as_ref().unwrap()[0]))
@@ -429,7 +443,29 @@ async fn snapshot_resumes_after_crash_from_last_acknowledged_chunk() {
     f.exec("INSERT INTO big VALUES (20000, 'after')").await;
     let ev = next_change(&mut src).await;
     assert_eq!(ev.op, Op::Create);
+    // Replication lag in bytes: the server's WAL end is past the change;
+    // once acknowledged, the confirmed position catches up with it.
+    let stats = src.stats();
+    let commit = ev.position.commit_lsn;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats.server_wal_end() < Some(commit) {
+        assert!(
+            Instant::now() < deadline,
+            "no WAL end past {commit}: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     src.ack(ev.position);
+    while stats.confirmed_flush() < Some(commit) {
+        assert!(Instant::now() < deadline, "never confirmed: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (end, flushed) = (
+        stats.server_wal_end().unwrap(),
+        stats.confirmed_flush().unwrap(),
+    );
+    assert!(end >= flushed);
+    assert!(stats.lag_bytes().is_some_and(|lag| lag <= end.0 - commit.0));
     src.stop().await.unwrap();
     assert!(store.get().unwrap().snapshot.unwrap().completed);
 }
@@ -1563,4 +1599,30 @@ async fn binary_send_formats_match_server_text() {
             assert_eq!(s.as_str(), text, "{expr}");
         }
     }
+}
+
+/// Snapshot progress of a table without a key (read in one chunk, not
+/// counted by the planner): the planner's estimate after `ANALYZE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_size_of_a_keyless_table_is_the_planner_estimate() {
+    let f = fixture("src_nokey").await;
+    f.exec(
+        "CREATE TABLE nokey (v int); ALTER TABLE nokey REPLICA IDENTITY FULL;
+         INSERT INTO nokey SELECT g FROM generate_series(1, 500) g; ANALYZE nokey;",
+    )
+    .await;
+    let cfg = f.config(&[("table.include.list", "public\\.nokey")]);
+    let mut src = PgSource::start(cfg, MemoryOffsetStore::new())
+        .await
+        .unwrap();
+    let read = changes(&mut src, 500).await;
+    assert!(read.iter().all(|e| e.op == Op::Read));
+    assert_eq!(
+        src.stats().snapshot_tables(),
+        vec![TableSnapshot {
+            table: TableId::new("public", "nokey"),
+            expected_rows: Some(500),
+        }]
+    );
+    src.stop().await.unwrap();
 }

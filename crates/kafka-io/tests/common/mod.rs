@@ -40,13 +40,25 @@ pub fn config(extra: &[(&str, &str)]) -> KafkaConfig {
 }
 
 pub async fn create_topic(config: &KafkaConfig, name: &str, partitions: i32) {
+    create_topic_with(config, name, partitions, &[]).await
+}
+
+/// Creates `name` with topic configs, e.g. `cleanup.policy=compact`.
+pub async fn create_topic_with(
+    config: &KafkaConfig,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    let mut spec = TopicSpec::new(name)
+        .partitions(partitions)
+        .replication_factor(1);
+    for (k, v) in configs {
+        spec = spec.config(*k, *v);
+    }
     TopicAdmin::new(config)
         .expect("admin")
-        .ensure_topic(
-            &TopicSpec::new(name)
-                .partitions(partitions)
-                .replication_factor(1),
-        )
+        .ensure_topic(&spec)
         .await
         .expect("create topic");
 }

@@ -66,8 +66,11 @@ pub mod offset;
 pub mod publication;
 pub mod slot;
 pub mod snapshot;
+pub mod stats;
 mod stream;
 pub mod tls;
+
+use std::sync::Arc;
 
 use cdc_envelope::{ChangeEvent, Lsn, Position, TableId};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -81,6 +84,7 @@ pub use offset::{
 
 use crate::error::{Error, Result};
 use slot::SlotInfo;
+pub use stats::{SourceStats, TableSnapshot};
 
 /// What the source delivers.
 // `Change` is by far the most frequent variant: boxing it would cost an
@@ -245,6 +249,7 @@ pub struct PgSource {
     stop: watch::Sender<bool>,
     done: Option<oneshot::Receiver<Result<()>>>,
     info: StartInfo,
+    stats: Arc<SourceStats>,
     raw: Vec<Result<SourceEvent>>,
     pending_error: Option<Error>,
 }
@@ -266,6 +271,8 @@ impl PgSource {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel::<Result<StartInfo>>();
         let (done_tx, done_rx) = oneshot::channel::<Result<()>>();
+        let stats = Arc::new(SourceStats::default());
+        let driver_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("pg-cdc-source".into())
             .spawn(move || {
@@ -281,7 +288,7 @@ impl PgSource {
                     }
                 };
                 rt.block_on(async move {
-                    match stream::Driver::prepare(config, store).await {
+                    match stream::Driver::prepare(config, store, driver_stats).await {
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
                         }
@@ -307,6 +314,7 @@ impl PgSource {
             stop,
             done: Some(done_rx),
             info,
+            stats,
             raw: Vec::new(),
             pending_error: None,
         })
@@ -315,6 +323,12 @@ impl PgSource {
     /// What [`PgSource::start`] found and decided.
     pub fn info(&self) -> &StartInfo {
         &self.info
+    }
+
+    /// Live progress (replication lag, snapshot sizes), shareable with a
+    /// metrics task.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
     }
 
     /// The next event; `Ok(None)` once the source ended (after

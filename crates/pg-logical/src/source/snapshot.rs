@@ -148,14 +148,27 @@ async fn bind_bounds(
     })
 }
 
+/// Chunks of a snapshot and the rows each table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkPlan {
+    /// Key-range chunks, table by table, in reading order.
+    pub chunks: Vec<Chunk>,
+    /// Per table (same order as the planner's input): rows in the snapshot
+    /// (after `resume_after`), exact for chunked tables — the planner reads
+    /// every key anyway — and `pg_class.reltuples` for the others (`None`
+    /// when the table was never analyzed).
+    pub rows: Vec<Option<u64>>,
+}
+
 /// Splits the tables into key-range chunks of about `chunk_size` rows,
-/// inside the snapshot `client` has imported.
+/// inside the snapshot `client` has imported, counting their rows.
 pub async fn plan_chunks(
     client: &Client,
     tables: &[SnapshotTable],
     chunk_size: u64,
-) -> Result<Vec<Chunk>> {
+) -> Result<ChunkPlan> {
     let mut chunks = Vec::new();
+    let mut rows = Vec::with_capacity(tables.len());
     for (ti, t) in tables.iter().enumerate() {
         let key = t.meta.chunk_key();
         if key.is_empty() {
@@ -165,6 +178,7 @@ pub async fn plan_chunks(
                 upper: None,
                 last_of_table: true,
             });
+            rows.push(estimated_rows(client, &t.meta.id).await);
             continue;
         }
         let types = key_types(client, &t.meta).await?;
@@ -174,33 +188,62 @@ pub async fn plan_chunks(
             .map(|k| quote_ident(k))
             .collect::<Vec<_>>()
             .join(", ");
+        // Every `chunk_size`-th key is a boundary; the last row (no next
+        // row: `lead` looks one row ahead, nothing is buffered) gives the
+        // count. Its two extra columns follow the key.
         let sql = format!(
-            "COPY (SELECT {cols} FROM (SELECT {cols}, row_number() OVER (ORDER BY {cols}) AS pgcdc_rn FROM {}{filter}) q \
-             WHERE pgcdc_rn % {chunk_size} = 0 ORDER BY pgcdc_rn) TO STDOUT",
+            "COPY (SELECT {cols}, pgcdc_rn, pgcdc_last FROM (SELECT {cols}, \
+             row_number() OVER w AS pgcdc_rn, (lead(1) OVER w) IS NULL AS pgcdc_last \
+             FROM {}{filter} WINDOW w AS (ORDER BY {cols})) q \
+             WHERE pgcdc_rn % {chunk_size} = 0 OR pgcdc_last ORDER BY pgcdc_rn) TO STDOUT",
             quote_table(&t.meta.id)
         );
+        let context = || format!("planning snapshot of {}", t.meta.id);
         let stream = client
             .copy_out(sql.as_str())
             .await
-            .map_err(sql_error(format!("planning snapshot of {}", t.meta.id)))?;
+            .map_err(sql_error(context()))?;
         futures_util::pin_mut!(stream);
         let mut lower = t.resume_after.clone();
+        let mut count = 0u64;
         while let Some(line) = stream.next().await {
-            let line = line.map_err(sql_error(format!("planning snapshot of {}", t.meta.id)))?;
-            let upper: Vec<String> = split_copy_line(&line)
+            let line = line.map_err(sql_error(context()))?;
+            let mut fields: Vec<String> = split_copy_line(&line)
                 .into_iter()
                 .map(|f| {
                     f.map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default()
                 })
                 .collect();
+            let unexpected = |detail: String| Error::Sql {
+                context: context(),
+                sqlstate: None,
+                detail,
+                retriable: false,
+            };
+            let (Some(last), Some(rn)) = (fields.pop(), fields.pop()) else {
+                return Err(unexpected("the chunk planner returned a short row".into()));
+            };
+            let rn: u64 = rn
+                .parse()
+                .map_err(|_| unexpected(format!("row number `{rn}` is not a number")))?;
+            count = rn;
+            if !rn.is_multiple_of(chunk_size) {
+                // Only the last row (`pgcdc_last` = `t`), not a boundary.
+                if last != "t" {
+                    return Err(unexpected(format!(
+                        "row {rn} is neither a boundary nor the last"
+                    )));
+                }
+                continue;
+            }
             chunks.push(Chunk {
                 table: ti,
                 lower: lower.take(),
-                upper: Some(upper.clone()),
+                upper: Some(fields.clone()),
                 last_of_table: false,
             });
-            lower = Some(upper);
+            lower = Some(fields);
         }
         chunks.push(Chunk {
             table: ti,
@@ -208,8 +251,23 @@ pub async fn plan_chunks(
             upper: None,
             last_of_table: true,
         });
+        rows.push(Some(count));
     }
-    Ok(chunks)
+    Ok(ChunkPlan { chunks, rows })
+}
+
+/// The planner's row estimate of `table` (`None` if never analyzed).
+async fn estimated_rows(client: &Client, table: &TableId) -> Option<u64> {
+    let row = client
+        .query_one(
+            "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&table.schema, &table.table],
+        )
+        .await
+        .ok()?;
+    let n: f64 = row.get(0);
+    (n >= 0.0).then_some(n.round() as u64)
 }
 
 /// Splits one COPY text line into fields (`None` for `\N`), unescaping.

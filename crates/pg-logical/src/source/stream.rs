@@ -24,6 +24,7 @@ use crate::source::config::{SnapshotMode, SourceConfig};
 use crate::source::offset::{OffsetStore, SnapshotProgress, SourceOffset, TableProgress};
 use crate::source::slot::{self, CreatedSlot};
 use crate::source::snapshot::{self, Chunk, Row, SnapshotTable};
+use crate::source::stats::{SourceStats, TableSnapshot};
 use crate::source::{
     decide_plan, now_ns, Heartbeat, SourceEvent, StartInfo, StartPlan, TransactionMarker, CONNECTOR,
 };
@@ -76,6 +77,7 @@ struct SnapTrack {
 pub(crate) struct Driver<S> {
     cfg: Arc<SourceConfig>,
     store: S,
+    stats: Arc<SourceStats>,
     sql: Client,
     cache: RelationCache,
     decoder: Decoder,
@@ -114,7 +116,11 @@ async fn wait_stop(stop: &mut watch::Receiver<bool>) {
 
 impl<S: OffsetStore> Driver<S> {
     /// Everything before the background task: checks, publication, slot.
-    pub(crate) async fn prepare(cfg: SourceConfig, store: S) -> Result<(Self, StartInfo)> {
+    pub(crate) async fn prepare(
+        cfg: SourceConfig,
+        store: S,
+        stats: Arc<SourceStats>,
+    ) -> Result<(Self, StartInfo)> {
         let cfg = Arc::new(cfg);
         let sql = catalog::connect(&cfg, &format!("pg-cdc {}", cfg.topic_prefix)).await?;
         slot::check_server(&sql, &cfg).await?;
@@ -173,9 +179,13 @@ impl<S: OffsetStore> Driver<S> {
             .and_then(|s| s.confirmed_flush_lsn)
             .or(created.as_ref().map(|c| c.consistent_point))
             .unwrap_or(Lsn::ZERO);
+        if flushed.0 != 0 {
+            stats.confirmed(flushed);
+        }
         let driver = Self {
             cfg,
             store,
+            stats,
             sql,
             cache: RelationCache::with_registry(registry),
             decoder: Decoder::new(),
@@ -426,6 +436,7 @@ impl<S: OffsetStore> Driver<S> {
         if let (Some(lsn), Some(c)) = (flush, self.client.as_ref()) {
             if lsn > self.flushed {
                 self.flushed = lsn;
+                self.stats.confirmed(lsn);
                 c.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
             }
         }
@@ -547,8 +558,18 @@ impl<S: OffsetStore> Driver<S> {
             .await
             .ok()
             .map(|r| r.get(0));
-        let chunks: Vec<Chunk> =
-            snapshot::plan_chunks(planner, &stables, self.cfg.snapshot_chunk_size).await?;
+        let plan = snapshot::plan_chunks(planner, &stables, self.cfg.snapshot_chunk_size).await?;
+        self.stats.set_snapshot(
+            stables
+                .iter()
+                .zip(&plan.rows)
+                .map(|(t, rows)| TableSnapshot {
+                    table: t.meta.id.clone(),
+                    expected_rows: *rows,
+                })
+                .collect(),
+        );
+        let chunks: Vec<Chunk> = plan.chunks;
         let chunk_meta: Vec<(usize, Option<Vec<String>>, bool)> = chunks
             .iter()
             .map(|c| (c.table, c.upper.clone(), c.last_of_table))
@@ -866,8 +887,12 @@ impl<S: OffsetStore> Driver<S> {
                 }
             }
             ReplicationEvent::XLogData {
-                wal_start, data, ..
+                wal_start,
+                wal_end,
+                data,
+                ..
             } => {
+                self.stats.saw_wal_end(Lsn(wal_end.0));
                 self.handle_pgoutput(Lsn(wal_start.0), data).await?;
             }
             ReplicationEvent::Message {
@@ -890,8 +915,10 @@ impl<S: OffsetStore> Driver<S> {
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 let wal_end = Lsn(wal_end.0);
+                self.stats.saw_wal_end(wal_end);
                 if self.idle() && wal_end > self.flushed {
                     self.flushed = wal_end;
+                    self.stats.confirmed(wal_end);
                     if let Some(c) = self.client.as_ref() {
                         c.update_applied_lsn(pgwire_replication::Lsn(wal_end.0));
                     }
