@@ -121,7 +121,7 @@ impl Metrics {
         registry.register("events", "Change events per table and op", events.clone());
         registry.register(
             "replication_lag_bytes",
-            "WAL bytes between the server's flush position and the last acknowledged LSN",
+            "WAL bytes between the server's end of WAL and the position confirmed to the slot",
             replication_lag_bytes.clone(),
         );
         registry.register(
