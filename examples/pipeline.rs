@@ -82,16 +82,6 @@ fn load(path: &std::path::Path, overrides: &[String]) -> Result<ConnectorConfig>
     Ok(c)
 }
 
-/// mimalloc, also for librdkafka's C allocations (`override`): with glibc,
-/// the message copies librdkafka allocates on the tokio workers and frees
-/// on its delivery thread grew and trimmed the arenas on every batch —
-/// page faults were ~28 % of the source's CPU, and enqueueing a 2,048-record
-/// transaction took 11 ms instead of 2 ms. `no_thp` keeps mimalloc off
-/// transparent huge pages (peak RSS 130 → 90 MB in the same run). Measured
-/// with the PG → Kafka bench, see docs/benchmarks.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
