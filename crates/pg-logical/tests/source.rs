@@ -1223,7 +1223,8 @@ async fn other_loopback_name() -> String {
     name
 }
 
-/// `sslmode` require / verify-ca / verify-full: a change streams, and both
+/// `sslmode` prefer (Debezium's default) / require / verify-ca /
+/// verify-full against a server that offers TLS: a change streams, and both
 /// the SQL connection and the walsender are encrypted (pg_stat_ssl).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_modes_stream_over_tls_on_both_connections() {
@@ -1231,6 +1232,7 @@ async fn tls_modes_stream_over_tls_on_both_connections() {
 
     let ca = source_ca().display().to_string();
     for (mode, host) in [
+        ("prefer", "127.0.0.1"),
         ("require", "127.0.0.1"),
         ("verify-ca", "127.0.0.1"),
         ("verify-full", "localhost"),
@@ -1242,7 +1244,7 @@ async fn tls_modes_stream_over_tls_on_both_connections() {
             ("database.sslmode", mode),
             ("table.include.list", "public\\.t"),
         ];
-        if mode != "require" {
+        if mode.starts_with("verify") {
             props.push(("database.sslrootcert", ca.as_str()));
         }
         let cfg = f.config(&props);

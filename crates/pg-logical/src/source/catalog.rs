@@ -68,7 +68,7 @@ pub async fn connect(cfg: &SourceConfig, application_name: &str) -> Result<Clien
         "connecting to {}:{}/{} as {}",
         cfg.hostname, cfg.port, cfg.dbname, cfg.user
     );
-    if cfg.sslmode.requires_tls() {
+    if cfg.sslmode.attempts_tls() {
         return tls::connect_sql(pg, cfg, context).await;
     }
     pg.ssl_mode(tokio_postgres::config::SslMode::Disable);

@@ -26,7 +26,9 @@ pub enum SslMode {
     Disable,
     /// `allow`: plain TCP (TLS only if the server insists; treated as `disable`).
     Allow,
-    /// `prefer` (Debezium's default): plain TCP here; use `require` to encrypt.
+    /// `prefer` (Debezium's default): TLS when the server offers it (no
+    /// certificate verification, as in libpq and pgjdbc), plain TCP when it
+    /// refuses the `SSLRequest`. Use `verify-full` against active attackers.
     #[default]
     Prefer,
     /// `require`: TLS without certificate verification.
@@ -55,6 +57,12 @@ impl SslMode {
     /// True when the connections must be encrypted.
     pub fn requires_tls(self) -> bool {
         matches!(self, Self::Require | Self::VerifyCa | Self::VerifyFull)
+    }
+
+    /// True when the connections ask the server for TLS first (`prefer`
+    /// and the modes that require it).
+    pub fn attempts_tls(self) -> bool {
+        self == Self::Prefer || self.requires_tls()
     }
 }
 

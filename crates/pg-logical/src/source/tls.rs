@@ -17,7 +17,12 @@ use crate::source::config::{SourceConfig, SslMode};
 /// The replication connection's TLS settings for `database.sslmode` and friends.
 pub fn tls_config(cfg: &SourceConfig) -> TlsConfig {
     let mut tls = match cfg.sslmode {
-        SslMode::Disable | SslMode::Allow | SslMode::Prefer => TlsConfig::disabled(),
+        SslMode::Disable | SslMode::Allow => TlsConfig::disabled(),
+        // TLS if the server answers the SSLRequest with 'S', else plain.
+        SslMode::Prefer => TlsConfig {
+            mode: WireSslMode::Prefer,
+            ..TlsConfig::disabled()
+        },
         SslMode::Require => TlsConfig::require(),
         SslMode::VerifyCa => TlsConfig::verify_ca(cfg.sslrootcert.clone()),
         SslMode::VerifyFull => TlsConfig::verify_full(cfg.sslrootcert.clone()),
@@ -28,7 +33,8 @@ pub fn tls_config(cfg: &SourceConfig) -> TlsConfig {
     tls
 }
 
-/// Opens the SQL connection over TLS.
+/// Opens the SQL connection over TLS (for `prefer`: over plain TCP when the
+/// server refuses TLS).
 pub(crate) async fn connect_sql(
     mut pg: tokio_postgres::Config,
     cfg: &SourceConfig,
