@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p pg-logical --bench source_e2e            # 1M rows
 //! PGCDC_BENCH_ROWS=200000 cargo bench -p pg-logical --bench source_e2e
+//! PGCDC_BENCH_CHUNK=10240 cargo bench -p pg-logical --bench source_e2e   # snapshot.chunk.size (50000)
 //! ```
 //!
 //! Needs the test services (`cargo xtask services up`) and `pg_recvlogical`
@@ -215,6 +216,7 @@ async fn main() {
     } else {
         &["1", "2", "4"]
     };
+    let chunk = std::env::var("PGCDC_BENCH_CHUNK").unwrap_or_else(|_| "50000".into());
     for &threads in thread_counts {
         let slot = unique_name("bench_snap");
         let cfg = SourceConfig::from_properties(&props(
@@ -224,7 +226,7 @@ async fn main() {
             &[
                 ("snapshot.mode", "initial_only"),
                 ("snapshot.max.threads", threads),
-                ("snapshot.chunk.size", "50000"),
+                ("snapshot.chunk.size", chunk.as_str()),
             ],
         ))
         .unwrap();
