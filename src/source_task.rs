@@ -955,7 +955,16 @@ impl ExactlyOnce {
         let stopped = loop {
             tokio::select! {
                 r = &mut stop => break r,
-                Some((_, reply)) = self.requests.recv() => { let _ = reply.send(Ok(())); }
+                Some((_, reply)) = self.requests.recv() => {
+                    // After a clean stop everything acknowledged was committed.
+                    // After an error an acknowledged position may not have
+                    // been: the source must not confirm it to the slot.
+                    let answer = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(format!("the source task failed before committing: {e}")),
+                    };
+                    let _ = reply.send(answer);
+                }
             }
         };
         result?;
@@ -992,6 +1001,10 @@ impl ExactlyOnce {
                 None => return Ok(txn.abort().await?),
             },
             Some(progress) => {
+                // Acknowledged only now, after the sends: the source's offset
+                // store blocks its stream until the commit, and acknowledging
+                // before sending (measured) starves the next poll: 175 → 888
+                // transactions for 300k rows, half the throughput.
                 source.ack(progress.position);
                 match tokio::time::timeout(OFFSET_WAIT, self.requests.recv()).await {
                     Ok(Some((offset, reply))) => (offset.to_text(), Some(reply)),
