@@ -234,6 +234,19 @@ impl JdbcSink {
         Ok(total)
     }
 
+    /// Rolls the open transaction back and forgets what it may have
+    /// created (cached catalog, staging objects). Returns false when even
+    /// the `ROLLBACK` failed (the connection is then unusable).
+    async fn roll_back(&mut self) -> bool {
+        let rolled_back = match &self.client {
+            Some(c) => c.batch_execute("ROLLBACK").await.is_ok(),
+            None => false,
+        };
+        self.state.forget_staging();
+        self.catalog.clear();
+        rolled_back
+    }
+
     async fn write_chunk_retrying(
         &mut self,
         records: &[SinkRecord],
@@ -417,9 +430,7 @@ impl JdbcSink {
                 Err(e) if e.is_retriable() => return Ok(Attempt::Transient(e)),
                 Err(e) => {
                     if !tolerant {
-                        let _ = client.batch_execute("ROLLBACK").await;
-                        self.state.forget_staging();
-                        self.catalog.clear();
+                        self.roll_back().await;
                         return Err(e);
                     }
                     let re = RecordError::from_sink(&e);
@@ -430,9 +441,7 @@ impl JdbcSink {
             }
         }
         if !failed.is_empty() && !tolerant {
-            let _ = client.batch_execute("ROLLBACK").await;
-            self.state.forget_staging();
-            self.catalog.clear();
+            self.roll_back().await;
             let (i, e) = &failed[0];
             return Err(record_failure(&records[*i], e));
         }
@@ -469,11 +478,7 @@ impl JdbcSink {
             Ok(()) => {}
             Err(ApplyError::Transient(e)) => return Ok(Attempt::Transient(e)),
             Err(ApplyError::Fatal(e)) => {
-                if let Some(c) = &ctx.sink.client {
-                    let _ = c.batch_execute("ROLLBACK").await;
-                }
-                ctx.sink.catalog.clear();
-                ctx.sink.state.forget_staging();
+                ctx.sink.roll_back().await;
                 return Err(e);
             }
         }
@@ -505,13 +510,9 @@ impl JdbcSink {
                 .collect();
             if !pending.is_empty() {
                 if let Err(source) = hook.deliver(&pending).await {
-                    if let Some(c) = &self.client {
-                        if c.batch_execute("ROLLBACK").await.is_err() {
-                            self.client = None;
-                        }
+                    if !self.roll_back().await {
+                        self.client = None;
                     }
-                    self.catalog.clear();
-                    self.state.forget_staging();
                     let first = &pending[0];
                     return Err(SinkError::DeadLetter {
                         topic: first.topic.clone(),
