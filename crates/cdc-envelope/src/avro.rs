@@ -2104,27 +2104,27 @@ fn source_from(schema: Option<&ConnectSchema>, f: &[Datum]) -> SourceInfo {
             Datum::Int(i) => Some(*i),
             _ => None,
         };
-        match field.name.as_str() {
-            "version" => s.version = text().unwrap_or_default(),
-            "connector" => s.connector = text().unwrap_or_default(),
-            "name" => s.name = text().unwrap_or_default(),
-            "ts_us" => s.ts_us = int().unwrap_or(s.ts_us),
-            "ts_ms" if s.ts_us == 0 => s.ts_us = int().unwrap_or(0).saturating_mul(1000),
-            "snapshot" => {
+        match SourceField::of(field.name.as_bytes()) {
+            SourceField::Version => s.version = text().unwrap_or_default(),
+            SourceField::Connector => s.connector = text().unwrap_or_default(),
+            SourceField::Name => s.name = text().unwrap_or_default(),
+            SourceField::TsUs => s.ts_us = int().unwrap_or(s.ts_us),
+            SourceField::TsMs if s.ts_us == 0 => s.ts_us = int().unwrap_or(0).saturating_mul(1000),
+            SourceField::Snapshot => {
                 s.snapshot = text()
                     .and_then(|t| SnapshotMarker::parse(&t))
                     .unwrap_or_default()
             }
-            "db" => s.db = text().unwrap_or_default(),
-            "sequence" => s.sequence = text(),
-            "schema" => s.schema = text().unwrap_or_default(),
-            "table" => s.table = text().unwrap_or_default(),
-            "txId" => s.tx_id = int(),
-            "lsn" => s.lsn = int(),
-            "xmin" => s.xmin = int(),
-            "origin" => s.origin = text(),
-            "origin_lsn" => s.origin_lsn = int(),
-            _ => {}
+            SourceField::Db => s.db = text().unwrap_or_default(),
+            SourceField::Sequence => s.sequence = text(),
+            SourceField::Schema => s.schema = text().unwrap_or_default(),
+            SourceField::Table => s.table = text().unwrap_or_default(),
+            SourceField::TxId => s.tx_id = int(),
+            SourceField::Lsn => s.lsn = int(),
+            SourceField::Xmin => s.xmin = int(),
+            SourceField::Origin => s.origin = text(),
+            SourceField::OriginLsn => s.origin_lsn = int(),
+            SourceField::TsMs | SourceField::Other => {}
         }
     }
     s
