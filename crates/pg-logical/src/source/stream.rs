@@ -78,6 +78,9 @@ pub(crate) struct Driver<S> {
     cfg: Arc<SourceConfig>,
     store: S,
     stats: Arc<SourceStats>,
+    /// `source.name` and `source.db` of every event (shared, not copied).
+    source_name: cdc_envelope::Str,
+    source_db: cdc_envelope::Str,
     sql: Client,
     cache: RelationCache,
     decoder: Decoder,
@@ -183,6 +186,8 @@ impl<S: OffsetStore> Driver<S> {
             stats.confirmed(flushed);
         }
         let driver = Self {
+            source_name: cfg.topic_prefix.as_str().into(),
+            source_db: cfg.dbname.as_str().into(),
             cfg,
             store,
             stats,
@@ -696,10 +701,10 @@ impl<S: OffsetStore> Driver<S> {
         SourceInfo {
             version: cdc_envelope::Str::from_static(env!("CARGO_PKG_VERSION")),
             connector: cdc_envelope::Str::from_static(CONNECTOR),
-            name: self.cfg.topic_prefix.as_str().into(),
+            name: self.source_name.clone(),
             ts_us,
             snapshot: SnapshotMarker::False,
-            db: self.cfg.dbname.as_str().into(),
+            db: self.source_db.clone(),
             sequence: None,
             schema: table.schema.as_str().into(),
             table: table.table.as_str().into(),
