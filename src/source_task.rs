@@ -907,7 +907,6 @@ impl ExactlyOnce {
                         }
                     }
                 }
-                poll.started = Instant::now();
                 if let Err(e) = poll.route(&mut router, &mut buf).await {
                     break Err(e);
                 }
@@ -1038,9 +1037,6 @@ impl ExactlyOnce {
                 got = source.recv_many(buf, room), if routing && room > 0 => {
                     match got {
                         Ok(n) if n > 0 => {
-                            if poll.is_empty() {
-                                poll.started = Instant::now();
-                            }
                             if let Err(e) = poll.route(router, buf).await {
                                 route_error = Some(e);
                                 routing = false;
@@ -1057,9 +1053,6 @@ impl ExactlyOnce {
             if room > 0 {
                 if let Some(Ok(n)) = source.recv_many(buf, room).now_or_never() {
                     if n > 0 {
-                        if poll.is_empty() {
-                            poll.started = Instant::now();
-                        }
                         if let Err(e) = poll.route(router, buf).await {
                             route_error = Some(e);
                         }
@@ -1107,7 +1100,12 @@ impl Poll {
         self.out.is_empty() && self.last.is_none()
     }
 
+    /// Routes `buf`'s events into this poll (starting its clock if it was
+    /// empty).
     async fn route(&mut self, router: &mut Router, buf: &mut Vec<SourceEvent>) -> Result<()> {
+        if self.is_empty() {
+            self.started = Instant::now();
+        }
         for event in buf.drain(..) {
             if let Some(p) = router.route(event, &mut self.out).await? {
                 self.last = Some(p);
