@@ -244,7 +244,7 @@ impl SourceDelivery {
 }
 
 /// One record ready for Kafka.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Outgoing {
     topic: String,
     key: Option<Vec<u8>>,
@@ -254,6 +254,11 @@ struct Outgoing {
 }
 
 impl Outgoing {
+    /// Key and value bytes.
+    fn len(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+    }
+
     fn record(&self) -> Record<'_> {
         let mut record = Record::to(&self.topic);
         if let Some(k) = self.key.as_deref() {
@@ -580,6 +585,30 @@ impl Drop for SourceGauges {
 /// How often [`SourceGauges`] publishes.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Bytes of encoded records an exactly-once source gathers for its next
+/// transaction while one commits, unless `max.queue.size.in.bytes` says
+/// otherwise.
+pub const DEFAULT_GROUP_BYTES: usize = 8 << 20;
+
+/// `max.queue.size.in.bytes`: Debezium's byte bound on buffered change
+/// events; 0 (Debezium's default, "no byte bound") means
+/// [`DEFAULT_GROUP_BYTES`].
+fn group_bytes(config: &ConnectorConfig) -> Result<usize> {
+    let Some(v) = config.props.get("max.queue.size.in.bytes") else {
+        return Ok(DEFAULT_GROUP_BYTES);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(0) => Ok(DEFAULT_GROUP_BYTES),
+        Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        Err(_) => Err(ConfigError::Property {
+            connector: config.name.clone(),
+            key: "max.queue.size.in.bytes".into(),
+            reason: format!("`{v}` is not a number of bytes (0 or a positive integer)"),
+        }
+        .into()),
+    }
+}
+
 /// Latency and lag gauges of one connector.
 struct Observed {
     produce_latency: prometheus_client::metrics::histogram::Histogram,
@@ -694,6 +723,13 @@ pub async fn run_source(
                 "exactly-once source: committed offsets read"
             );
             let (store, requests) = TxnOffsetStore::new(initial.clone());
+            // Up to a queue's worth of events gathered while a transaction
+            // commits goes into the next one.
+            let group = GroupLimit {
+                events: source_config.max_queue_size.max(batch),
+                step: batch,
+                bytes: group_bytes(&config)?,
+            };
             let source = PgSource::start(source_config, store).await?;
             let _gauges = started(&ctx, &name, &source, "exactly-once");
             let eos = ExactlyOnce {
@@ -702,6 +738,7 @@ pub async fn run_source(
                 committed: initial.map(|o| o.to_text()),
                 boundary,
                 batch,
+                group,
             };
             eos.run(router, source, ctx, shutdown).await
         }
@@ -854,6 +891,31 @@ struct ExactlyOnce {
     committed: Option<String>,
     boundary: Boundary,
     batch: usize,
+    /// How much of what arrives while a transaction commits goes into the
+    /// next one.
+    group: GroupLimit,
+}
+
+/// The bound on what an exactly-once source gathers for its next
+/// transaction while one commits.
+#[derive(Debug, Clone, Copy)]
+struct GroupLimit {
+    /// At most this many events (`max.queue.size`) ...
+    events: usize,
+    /// ... received this many at a time (`max.batch.size`) ...
+    step: usize,
+    /// ... while under this many key and value bytes.
+    bytes: usize,
+}
+
+impl GroupLimit {
+    /// How many more events `poll` takes now.
+    fn room(self, poll: &Poll) -> usize {
+        if poll.bytes >= self.bytes {
+            return 0;
+        }
+        self.events.saturating_sub(poll.out.len()).min(self.step)
+    }
 }
 
 impl ExactlyOnce {
@@ -876,6 +938,7 @@ impl ExactlyOnce {
             out: Vec::with_capacity(self.batch),
             last: None,
             started: Instant::now(),
+            bytes: 0,
         };
         let result = 'run: loop {
             if ctx.wait_while_paused(&name, &mut shutdown).await {
@@ -985,6 +1048,8 @@ impl ExactlyOnce {
     ) -> Result<()> {
         let t0 = Instant::now();
         let records = poll.out.len();
+        let limit = self.group;
+        poll.bytes = 0;
         let mut txn = self.producer.begin()?;
         for rec in poll.out.drain(..) {
             if let Err(e) = txn.send(&rec.record()).await {
@@ -1030,7 +1095,7 @@ impl ExactlyOnce {
         let mut routing = true;
         let mut route_error = None;
         let committed = loop {
-            let room = self.batch.saturating_sub(poll.out.len());
+            let room = limit.room(poll);
             tokio::select! {
                 biased;
                 r = &mut commit => break r,
@@ -1049,7 +1114,7 @@ impl ExactlyOnce {
         };
         if routing && committed.is_ok() {
             // Top the next poll up with what is already queued (no wait).
-            let room = self.batch.saturating_sub(poll.out.len());
+            let room = limit.room(poll);
             if room > 0 {
                 if let Some(Ok(n)) = source.recv_many(buf, room).now_or_never() {
                     if n > 0 {
@@ -1093,6 +1158,8 @@ struct Poll {
     last: Option<Progress>,
     /// When the first of them was received.
     started: Instant,
+    /// Key and value bytes of `out`.
+    bytes: usize,
 }
 
 impl Poll {
@@ -1106,11 +1173,13 @@ impl Poll {
         if self.is_empty() {
             self.started = Instant::now();
         }
+        let before = self.out.len();
         for event in buf.drain(..) {
             if let Some(p) = router.route(event, &mut self.out).await? {
                 self.last = Some(p);
             }
         }
+        self.bytes += self.out[before..].iter().map(Outgoing::len).sum::<usize>();
         Ok(())
     }
 }
@@ -1155,6 +1224,48 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn next_transaction_gathers_up_to_the_queue_size_and_byte_budget() {
+        assert_eq!(group_bytes(&config(&[])).ok(), Some(DEFAULT_GROUP_BYTES));
+        let zero = config(&[("max.queue.size.in.bytes", "0")]);
+        assert_eq!(group_bytes(&zero).ok(), Some(DEFAULT_GROUP_BYTES));
+        let set = config(&[("max.queue.size.in.bytes", "1000")]);
+        assert_eq!(group_bytes(&set).ok(), Some(1000));
+        let bad = config(&[("max.queue.size.in.bytes", "-1")]);
+        let err = group_bytes(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("max.queue.size.in.bytes"), "{err}");
+
+        let limit = GroupLimit {
+            events: 10,
+            step: 4,
+            bytes: 1000,
+        };
+        let mut poll = Poll {
+            out: Vec::new(),
+            last: None,
+            started: Instant::now(),
+            bytes: 0,
+        };
+        assert_eq!(limit.room(&poll), 4, "one step at a time");
+        let rec = Outgoing {
+            topic: "t".into(),
+            key: Some(vec![0; 5]),
+            value: Some(vec![0; 15]),
+            headers: Vec::new(),
+        };
+        for _ in 0..8 {
+            poll.bytes += rec.len();
+            poll.out.push(rec.clone());
+        }
+        assert_eq!(limit.room(&poll), 2, "the event bound");
+        poll.out.truncate(4);
+        poll.bytes = 1000;
+        assert_eq!(limit.room(&poll), 0, "the byte budget is spent");
     }
 
     #[test]

@@ -989,11 +989,17 @@ impl Transaction<'_> {
         }) = &result
         {
             let p = self.producer.inner.clone();
-            blocking(move || {
+            let aborted = blocking(move || {
                 p.abort_transaction(timeout)
                     .map_err(Error::transaction("abort"))
             })
-            .await?;
+            .await;
+            // The commit's error is the one to report (it says why); a
+            // failed abort only means the producer is unusable, which the
+            // commit error already implies.
+            if let Err(e) = aborted {
+                tracing::warn!(transactional_id = %id, "aborting after a failed commit also failed: {e}");
+            }
         }
         result
     }

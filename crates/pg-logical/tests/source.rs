@@ -73,6 +73,19 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// The slot's `confirmed_flush_lsn` as the server reports it.
+    async fn slot_confirmed(&self) -> cdc_envelope::Lsn {
+        let row = self
+            .client
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot],
+            )
+            .await
+            .unwrap();
+        row.get::<_, String>(0).parse().unwrap()
+    }
+
     /// Runs each statement as its own transaction (a multi-statement simple
     /// query would be one implicit transaction).
     async fn exec_each(&self, sql: &str) {
@@ -364,15 +377,7 @@ async fn restart_redelivers_only_the_unacknowledged_tail() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     src.stop().await.unwrap();
     // The slot was advanced past everything acknowledged.
-    let row = f
-        .client
-        .query_one(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-            &[&f.slot],
-        )
-        .await
-        .unwrap();
-    let confirmed: cdc_envelope::Lsn = row.get::<_, String>(0).parse().unwrap();
+    let confirmed = f.slot_confirmed().await;
     assert!(
         confirmed > again[25].position.commit_lsn,
         "slot confirmed {confirmed}"
@@ -946,16 +951,7 @@ async fn idle_slot_advances_heartbeats_and_transaction_metadata() {
         {
             heartbeats += 1;
         }
-        let confirmed: String = f
-            .client
-            .query_one(
-                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&f.slot],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        let confirmed: cdc_envelope::Lsn = confirmed.parse().unwrap();
+        let confirmed = f.slot_confirmed().await;
         if confirmed >= target && heartbeats >= 2 {
             break;
         }
@@ -1627,4 +1623,137 @@ async fn snapshot_size_of_a_keyless_table_is_the_planner_estimate() {
         }]
     );
     src.stop().await.unwrap();
+}
+
+/// An offset store that holds every `store` call until the gate opens, and
+/// records what it stored.
+#[derive(Clone)]
+struct GatedStore {
+    open: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stored: std::sync::Arc<std::sync::Mutex<Option<pg_logical::source::offset::SourceOffset>>>,
+}
+
+impl pg_logical::source::offset::OffsetStore for GatedStore {
+    async fn load(&self) -> pg_logical::Result<Option<pg_logical::source::offset::SourceOffset>> {
+        Ok(None)
+    }
+
+    async fn store(
+        &self,
+        offset: &pg_logical::source::offset::SourceOffset,
+    ) -> pg_logical::Result<()> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.subscribe();
+        while !*open.borrow_and_update() {
+            if open.changed().await.is_err() {
+                break;
+            }
+        }
+        *self.stored.lock().unwrap() = Some(offset.clone());
+        Ok(())
+    }
+}
+
+/// While the offset store is slow (for the exactly-once pipeline it waits
+/// for a Kafka commit), the stream keeps delivering new transactions, and
+/// the slot is confirmed only once the store covering a position returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_offset_store_neither_stalls_the_stream_nor_confirms_early() {
+    let f = fixture("src_slowstore").await;
+    f.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let store = GatedStore {
+        open: std::sync::Arc::new(tokio::sync::watch::channel(true).0),
+        calls: Default::default(),
+        stored: Default::default(),
+    };
+    let cfg = f.config(&[
+        ("table.include.list", "public\\.t"),
+        ("snapshot.mode", "no_data"),
+    ]);
+    let mut src = PgSource::start(cfg, store.clone()).await.unwrap();
+    let stats = src.stats();
+    let wait_confirmed = |lsn: cdc_envelope::Lsn| {
+        let stats = stats.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while stats.confirmed_flush() <= Some(lsn) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{lsn} never confirmed: {stats:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Gate open: acknowledged → stored → confirmed.
+    f.exec("INSERT INTO t SELECT generate_series(1, 10)").await;
+    let a = changes(&mut src, 10).await;
+    src.ack(a[9].position);
+    wait_confirmed(a[9].position.commit_lsn).await;
+
+    // Gate closed: the next acknowledgement's store hangs.
+    store.open.send_replace(false);
+    let calls_before = store.calls.load(std::sync::atomic::Ordering::SeqCst);
+    f.exec("INSERT INTO t SELECT generate_series(11, 20)").await;
+    let b = changes(&mut src, 10).await;
+    src.ack(b[9].position);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.calls.load(std::sync::atomic::Ordering::SeqCst) == calls_before {
+        assert!(
+            Instant::now() < deadline,
+            "the offset was never handed to the store"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The stream is not blocked by the pending store: later transactions
+    // arrive while it hangs.
+    for txn in 0..3 {
+        f.exec(&format!(
+            "INSERT INTO t SELECT generate_series({}, {})",
+            100 + txn * 10,
+            109 + txn * 10
+        ))
+        .await;
+    }
+    let c = changes(&mut src, 30).await;
+    assert_eq!(int(&c[29].after.as_ref().unwrap()[0]), 129);
+    // ... but nothing past the pending store is confirmed to the slot.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b_commit = b[9].position.commit_lsn;
+    assert!(
+        stats.confirmed_flush() <= Some(b_commit),
+        "confirmed {:?} past {b_commit} before its offset was stored",
+        stats.confirmed_flush()
+    );
+    let in_slot = f.slot_confirmed().await;
+    assert!(
+        in_slot <= b_commit,
+        "slot at {in_slot}, store still pending"
+    );
+    assert!(store.stored.lock().unwrap().as_ref().unwrap().acked < Some(b[9].position));
+
+    // Open the gate: the store completes and the slot moves past B.
+    store.open.send_replace(true);
+    wait_confirmed(b_commit).await;
+    assert_eq!(
+        store.stored.lock().unwrap().as_ref().unwrap().acked,
+        Some(b[9].position)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.slot_confirmed().await <= b_commit {
+        assert!(
+            Instant::now() < deadline,
+            "slot never advanced past {b_commit}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    src.ack(c[29].position);
+    src.stop().await.unwrap();
+    assert_eq!(
+        store.stored.lock().unwrap().as_ref().unwrap().acked,
+        Some(c[29].position),
+        "the final offset is stored on stop"
+    );
 }

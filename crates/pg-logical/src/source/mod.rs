@@ -63,6 +63,7 @@
 pub mod catalog;
 pub mod config;
 pub mod offset;
+mod persist;
 pub mod publication;
 pub mod slot;
 pub mod snapshot;

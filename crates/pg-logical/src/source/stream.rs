@@ -22,6 +22,7 @@ use crate::relation::{ChangeKind, RelationCache, RowChange, TypeRegistry};
 use crate::source::catalog::{self, sql_error, TableMeta};
 use crate::source::config::{SnapshotMode, SourceConfig};
 use crate::source::offset::{OffsetStore, SnapshotProgress, SourceOffset, TableProgress};
+use crate::source::persist::Persister;
 use crate::source::slot::{self, CreatedSlot};
 use crate::source::snapshot::{self, Chunk, Row, SnapshotTable};
 use crate::source::stats::{SourceStats, TableSnapshot};
@@ -76,7 +77,9 @@ struct SnapTrack {
 
 pub(crate) struct Driver<S> {
     cfg: Arc<SourceConfig>,
-    store: S,
+    /// The offset store until `run` hands it to the [`Persister`].
+    store: Option<S>,
+    persister: Option<Persister>,
     stats: Arc<SourceStats>,
     /// `source.name` and `source.db` of every event (shared, not copied).
     source_name: cdc_envelope::Str,
@@ -88,6 +91,7 @@ pub(crate) struct Driver<S> {
     tables: Vec<TableMeta>,
     created: Option<CreatedSlot>,
     offset: SourceOffset,
+    /// The last offset handed to the persister.
     stored: SourceOffset,
     snap: Option<SnapTrack>,
     snap_next_seq: u64,
@@ -189,7 +193,8 @@ impl<S: OffsetStore> Driver<S> {
             source_name: cfg.topic_prefix.as_str().into(),
             source_db: cfg.dbname.as_str().into(),
             cfg,
-            store,
+            store: Some(store),
+            persister: None,
             stats,
             sql,
             cache: RelationCache::with_registry(registry),
@@ -226,6 +231,9 @@ impl<S: OffsetStore> Driver<S> {
         self.events = events;
         self.acks = acks;
         self.stop = stop;
+        if let Some(store) = self.store.take() {
+            self.persister = Some(Persister::spawn(store));
+        }
         let mut res = self.run_inner().await;
         if let Err(Error::Stopped { .. }) = res {
             // The consumer stopped or went away: still store offsets,
@@ -256,8 +264,8 @@ impl<S: OffsetStore> Driver<S> {
                     while self.snap.is_some() {
                         tokio::select! {
                             _ = wait_stop(&mut self.stop) => break,
-                            r = self.acks.changed() => {
-                                if r.is_err() { break; }
+                            r = Self::woken(&mut self.acks, &mut self.persister) => {
+                                if !r { break; }
                                 self.process_acks().await?;
                             }
                         }
@@ -327,7 +335,7 @@ impl<S: OffsetStore> Driver<S> {
     /// Stores offsets, confirms the flushed LSN, closes the stream, drops the
     /// slot if asked.
     async fn finish(&mut self) -> Result<()> {
-        self.persist().await?;
+        self.persist_durably().await?;
         if let Some(mut c) = self.client.take() {
             c.update_applied_lsn(pgwire_replication::Lsn(self.flushed.0));
             let _ = tokio::time::timeout(Duration::from_secs(10), c.shutdown()).await;
@@ -346,12 +354,59 @@ impl<S: OffsetStore> Driver<S> {
         Ok(())
     }
 
-    async fn persist(&mut self) -> Result<()> {
+    /// Hands the offset to the persister if it changed; returns at once.
+    fn persist(&mut self) -> Result<&mut Persister> {
+        let persister = self.persister.as_mut().ok_or_else(|| Error::Stopped {
+            detail: "the source is not running".into(),
+        })?;
         if self.offset != self.stored {
-            self.store.store(&self.offset).await?;
+            persister.request(&self.offset);
             self.stored = self.offset.clone();
         }
+        Ok(persister)
+    }
+
+    /// Stores the offset and waits until it is durable, then confirms what
+    /// that allows.
+    async fn persist_durably(&mut self) -> Result<()> {
+        self.persist()?.wait_durable().await?;
+        self.confirm_durable()
+    }
+
+    /// Confirms to the slot the newest flush position whose offsets are
+    /// durable (the stream does not wait for the store: it keeps decoding
+    /// and confirms when the store finishes).
+    fn confirm_durable(&mut self) -> Result<()> {
+        let Some(persister) = self.persister.as_mut() else {
+            return Ok(());
+        };
+        if let Some(lsn) = persister.durable_flush()? {
+            if lsn > self.flushed {
+                self.flushed = lsn;
+                self.stats.confirmed(lsn);
+                if let Some(c) = self.client.as_ref() {
+                    c.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Resolves when the consumer acknowledged more (`true`) or went away
+    /// (`false`), or when an offset store finished (`true`).
+    async fn woken(
+        acks: &mut watch::Receiver<Option<Position>>,
+        persister: &mut Option<Persister>,
+    ) -> bool {
+        tokio::select! {
+            r = acks.changed() => r.is_ok(),
+            _ = async {
+                match persister.as_mut() {
+                    Some(p) => p.changed().await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => true,
+        }
     }
 
     // ---------------------------------------------------------------- acks
@@ -437,15 +492,11 @@ impl<S: OffsetStore> Driver<S> {
                 self.inflight.pop_front();
             }
         }
-        self.persist().await?;
-        if let (Some(lsn), Some(c)) = (flush, self.client.as_ref()) {
-            if lsn > self.flushed {
-                self.flushed = lsn;
-                self.stats.confirmed(lsn);
-                c.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
-            }
+        let persister = self.persist()?;
+        if let Some(lsn) = flush {
+            persister.confirm_after(lsn);
         }
-        Ok(())
+        self.confirm_durable()
     }
 
     fn is_snapshot_position(&self, p: Position) -> bool {
@@ -462,6 +513,8 @@ impl<S: OffsetStore> Driver<S> {
             && self.snap.is_none()
             && self.offset.snapshot.as_ref().is_none_or(|s| s.completed)
             && (self.last_delivered.is_none() || self.last_delivered <= self.acked)
+            // Acknowledged is not enough: the offsets must be durable too.
+            && self.persister.as_ref().is_none_or(Persister::settled)
     }
 
     // ------------------------------------------------------------ snapshot
@@ -506,7 +559,7 @@ impl<S: OffsetStore> Driver<S> {
                 tables: Default::default(),
                 next_seq: 0,
             });
-            self.persist().await?;
+            self.persist_durably().await?;
             (cp, name)
         };
         let snap_lsn = Lsn(cp.0.saturating_sub(1));
@@ -596,7 +649,7 @@ impl<S: OffsetStore> Driver<S> {
             let next = tokio::select! {
                 biased;
                 _ = wait_stop(&mut self.stop) => return Ok(false),
-                r = self.acks.changed() => { if r.is_ok() { self.process_acks().await?; } continue; }
+                r = Self::woken(&mut self.acks, &mut self.persister) => { if r { self.process_acks().await?; } continue; }
                 c = run.chunks.recv() => c,
             };
             let Some((ci, mut rows)) = next else { break };
@@ -606,7 +659,7 @@ impl<S: OffsetStore> Driver<S> {
                 let batch = tokio::select! {
                     biased;
                     _ = wait_stop(&mut self.stop) => return Ok(false),
-                    r = self.acks.changed() => { if r.is_ok() { self.process_acks().await?; } continue; }
+                    r = Self::woken(&mut self.acks, &mut self.persister) => { if r { self.process_acks().await?; } continue; }
                     b = rows.recv() => b,
                 };
                 let Some(batch) = batch else { break };
@@ -740,8 +793,8 @@ impl<S: OffsetStore> Driver<S> {
                     permit.send(Ok(ev));
                     return Ok(());
                 }
-                r = self.acks.changed() => {
-                    if r.is_err() {
+                r = Self::woken(&mut self.acks, &mut self.persister) => {
+                    if !r {
                         return Err(Error::Stopped { detail: "the consumer went away".into() });
                     }
                     self.process_acks().await?;
@@ -801,8 +854,8 @@ impl<S: OffsetStore> Driver<S> {
             let ev = tokio::select! {
                 biased;
                 _ = wait_stop(&mut self.stop) => return Ok(SessionEnd::Stopped),
-                r = self.acks.changed() => {
-                    if r.is_err() { return Ok(SessionEnd::Stopped); }
+                r = Self::woken(&mut self.acks, &mut self.persister) => {
+                    if !r { return Ok(SessionEnd::Stopped); }
                     self.process_acks().await?;
                     continue;
                 }
