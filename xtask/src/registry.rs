@@ -9,8 +9,15 @@
 //!
 //! `xtask/registry/pom.xml` builds a runnable jar from the Apicurio modules
 //! on Maven Central (first run downloads into `~/.m2`, later runs reuse the
-//! jar under `target/services/schema-registry/build`); it runs on the
-//! machine's Java 17 with a small heap.
+//! jar under `target/services/schema-registry/build`, rebuilt when a file of
+//! `xtask/registry` is newer); it runs on the machine's Java 17 with a small
+//! heap.
+//!
+//! The build includes Quarkus' HTTP basic authentication (embedded users),
+//! off unless an instance is started with
+//! `pgcdc.registry.require-authentication=true`: the shared registry asks
+//! for no credentials; the basic-auth test starts its own instance of the
+//! same jar (cdc-testkit's `SchemaRegistryServer::start_with_basic_auth`).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -111,13 +118,20 @@ impl SchemaRegistry {
         http_get_status(self.port, &format!("{CCOMPAT_PATH}/subjects")) == Some(200)
     }
 
+    /// True when the runnable jar exists and is newer than every file of
+    /// the Maven project (`xtask/registry`).
+    fn built_fresh(&self) -> bool {
+        let jar_time = fs::metadata(self.runner_jar())
+            .and_then(|m| m.modified())
+            .ok();
+        let newest_input = newest_mtime(&self.project);
+        matches!((jar_time, newest_input), (Some(j), Some(i)) if j >= i)
+    }
+
     /// Builds the runnable jar with Maven unless it is newer than the inputs.
     fn ensure_built(&self) -> Result<PathBuf> {
         let jar = self.runner_jar();
-        let jar_time = fs::metadata(&jar).and_then(|m| m.modified()).ok();
-        let newest_input = newest_mtime(&self.project);
-        let fresh = matches!((jar_time, newest_input), (Some(j), Some(i)) if j >= i);
-        if fresh {
+        if self.built_fresh() {
             return Ok(jar);
         }
         let mvn = process::which("mvn").context(
@@ -158,6 +172,14 @@ impl SchemaRegistry {
                     "  schema-registry: already running at {} (pid {pid})",
                     self.url()
                 );
+                if !self.built_fresh() {
+                    // Tests that start their own instance of the app (cdc-testkit's
+                    // SchemaRegistryServer) need the current build.
+                    println!(
+                        "  schema-registry: xtask/registry changed since this registry was built; \
+                         `cargo xtask services down && cargo xtask services up` rebuilds it"
+                    );
+                }
                 return Ok(());
             }
             bail!(

@@ -36,6 +36,9 @@ pub enum Error {
     /// A private Kafka broker ([`crate::KafkaBroker`]) could not be started or stopped.
     #[error("kafka broker fixture: {0}")]
     Broker(String),
+    /// A private schema registry ([`crate::SchemaRegistryServer`]) could not be started.
+    #[error("schema registry fixture: {0}")]
+    Registry(String),
     /// Starting containers failed.
     #[error("docker: {0}")]
     Docker(String),

@@ -16,12 +16,13 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::process::{self, java, tail};
 use crate::services::{target_dir, unique_name};
 
 /// Env var naming the Kafka classpath (else `target/services/kafka/classpath.txt`).
@@ -43,27 +44,7 @@ fn broker_err(msg: impl Into<String>) -> Error {
 }
 
 fn free_port() -> Result<u16, Error> {
-    let l =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| broker_err(format!("no free port: {e}")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| broker_err(format!("no free port: {e}")))
-}
-
-/// The Java launcher: `$JAVA_HOME/bin/java`, else `java` on PATH.
-pub fn java() -> Result<PathBuf, Error> {
-    if let Some(home) = std::env::var_os("JAVA_HOME") {
-        let j = PathBuf::from(home).join("bin/java");
-        if j.is_file() {
-            return Ok(j);
-        }
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("java"))
-        .find(|j| j.is_file())
-        .ok_or_else(|| broker_err("java not found (set JAVA_HOME or install a Java 17 runtime)"))
+    process::free_port().map_err(|e| broker_err(format!("no free port: {e}")))
 }
 
 /// The Kafka broker + tools classpath written by `cargo xtask services up`.
@@ -349,10 +330,7 @@ impl KafkaBroker {
 
     /// Kills the broker with SIGKILL (a crash); the data directory is kept.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        process::kill(&mut self.child);
     }
 
     /// Starts the broker again on the same ports with the same data.
@@ -372,10 +350,4 @@ impl Drop for KafkaBroker {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }

@@ -22,8 +22,11 @@
 //!    ├── source().fresh_database("t") ──▶ CREATE DATABASE t_<unique>   (dropped, with its slots, on Drop)
 //!    ├── unique_name("slot")           ──▶ slot_<unique>
 //!    ├── kafka_brokers()               ──▶ "127.0.0.1:59092"
-//!    └── KafkaBroker::start()          ──▶ a private broker (free ports, data in target/tmp)
-//!                                          to stop / kill / restart in fault tests
+//!    ├── KafkaBroker::start()          ──▶ a private broker (free ports, data in target/tmp)
+//!    │                                     to stop / kill / restart in fault tests
+//!    └── SchemaRegistryServer::start_with_basic_auth(user, password)
+//!                                      ──▶ a private Apicurio Registry (the app xtask builds)
+//!                                          that requires HTTP basic auth, killed on drop
 //! ```
 //!
 //! ```no_run
@@ -42,11 +45,15 @@ mod database;
 mod docker;
 mod error;
 mod kafka_broker;
+mod process;
+mod schema_registry;
 mod services;
 
 pub use database::TestDatabase;
 pub use error::Error;
-pub use kafka_broker::{api_versions_ok, java, kafka_classpath, KafkaBroker, ENV_KAFKA_CLASSPATH};
+pub use kafka_broker::{api_versions_ok, kafka_classpath, KafkaBroker, ENV_KAFKA_CLASSPATH};
+pub use process::java;
+pub use schema_registry::{SchemaRegistryServer, ENV_SCHEMA_REGISTRY_JAR};
 pub use services::{
     schema_registry_url, setting, unique_name, PgServer, Services, ENV_SCHEMA_REGISTRY,
 };

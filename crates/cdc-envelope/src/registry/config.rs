@@ -149,7 +149,8 @@ impl RegistryConfig {
 
     /// Reads a converter's own properties (already without the
     /// `value.converter.` prefix): `schema.registry.url`,
-    /// `basic.auth.credentials.source` (`USER_INFO` or `URL`),
+    /// `basic.auth.credentials.source` (`USER_INFO` or `URL`; default `URL`,
+    /// or `USER_INFO` when `basic.auth.user.info` is set),
     /// `basic.auth.user.info` (`user:password`),
     /// `schema.registry.ssl.truststore.{location,type,certificates}`,
     /// `schema.registry.ssl.keystore.{location,type,certificate.chain,key}`,
@@ -257,12 +258,14 @@ impl RegistryConfig {
             }
             cfg.urls.push(clean);
         }
+        // Confluent's default source is URL; `basic.auth.user.info` without
+        // a source is taken as USER_INFO (what its author meant).
         cfg.basic_auth = match source.as_deref() {
             None | Some("USER_INFO") if user_info.is_some() => {
                 Some(parse_user_info(user_info.as_deref().unwrap_or_default())?)
             }
-            None | Some("USER_INFO") => None,
-            Some("URL") => url_credentials,
+            Some("USER_INFO") => None,
+            None | Some("URL") => url_credentials,
             Some(other) => {
                 return Err(Error::InvalidOption {
                     key: "basic.auth.credentials.source".into(),
@@ -456,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn url_credentials_are_split_off_and_used_only_with_source_url() {
+    fn url_credentials_are_split_off_and_used_unless_the_source_is_user_info() {
         let props = [
             ("schema.registry.url", "http://u%40x:p%3Aw@h:1/base"),
             ("basic.auth.credentials.source", "URL"),
@@ -465,9 +468,17 @@ mod tests {
         assert_eq!(c.urls, ["http://h:1/base"]);
         let auth = c.basic_auth.expect("auth");
         assert_eq!((auth.user.as_str(), auth.password.expose()), ("u@x", "p:w"));
+        // URL is Confluent's default source.
         let c = RegistryConfig::from_properties([("schema.registry.url", "http://u:p@h:1")])
             .expect("valid");
         assert_eq!(c.urls, ["http://h:1"]);
+        let auth = c.basic_auth.expect("auth");
+        assert_eq!((auth.user.as_str(), auth.password.expose()), ("u", "p"));
+        let c = RegistryConfig::from_properties([
+            ("schema.registry.url", "http://u:p@h:1"),
+            ("basic.auth.credentials.source", "USER_INFO"),
+        ])
+        .expect("valid");
         assert!(c.basic_auth.is_none());
         assert_eq!(redact_url("http://u:p@h:1/x"), "http://***@h:1/x");
     }

@@ -28,7 +28,10 @@
 //! None of them contains credentials.
 //!
 //! Tested against a real registry: Apicurio Registry's Confluent-compatible
-//! API, started by `cargo xtask services up`.
+//! API, started by `cargo xtask services up` (`tests/registry.rs`); HTTP
+//! basic authentication (`basic.auth.credentials.source` `USER_INFO` or
+//! `URL`, Confluent's default) against an instance of it that requires
+//! credentials (`tests/registry_auth.rs`).
 //!
 //! [`Error`]: crate::Error
 //! [`Error::RegistryIncompatibleSchema`]: crate::Error::RegistryIncompatibleSchema
