@@ -207,11 +207,12 @@ pub async fn run_sink(
         // transaction storing offsets past them commits.
         let batch = Arc::new(batch);
         let dead_letters = SinkBatchDeadLetters::new(dlq.clone(), Arc::clone(&batch), origin);
-        pool.write_with(records.clone(), Arc::new(dead_letters))
-            .await?;
+        // Counted before the write, which takes the records: a failed write
+        // fails the task, and the records are consumed (and counted) again.
         for r in records.iter().filter_map(|r| r.value.as_ref()) {
             counters.count(r);
         }
+        pool.write_with(records, Arc::new(dead_letters)).await?;
         ctx.metrics
             .sink_batch_records
             .get_or_create(&labels)

@@ -244,7 +244,10 @@ pub fn replication_config(cfg: &SourceConfig, ack_lsn: Option<Lsn>) -> Replicati
     .with_options(SourceConfig::session_options())
     .with_status_interval(cfg.status_update_interval.max(Duration::from_millis(100)))
     .with_wakeup_interval(Duration::from_secs(1))
-    .with_buffer_size(cfg.max_queue_size.max(64))
+    // Raw WAL messages read ahead of the decoder. The decoded events have
+    // their own queue of `max.queue.size`; a second queue as long only
+    // doubles the memory held when the consumer is slower than the server.
+    .with_buffer_size(cfg.max_queue_size.clamp(64, 1024))
     .with_application_name(format!("pg-cdc {}", cfg.topic_prefix));
     if let Some(lsn) = ack_lsn.filter(|l| l.0 != 0) {
         rc = rc.with_ack_lsn(pgwire_replication::Lsn(lsn.0));
