@@ -909,12 +909,21 @@ struct GroupLimit {
 }
 
 impl GroupLimit {
-    /// How many more events `poll` takes now.
+    /// How many more events `poll` takes now: what the byte budget has
+    /// room for at the records' average size so far (so one step does not
+    /// overshoot it by a whole `max.batch.size`), at least one.
     fn room(self, poll: &Poll) -> usize {
         if poll.bytes >= self.bytes {
             return 0;
         }
-        self.events.saturating_sub(poll.out.len()).min(self.step)
+        let by_bytes = match poll.out.len() {
+            0 => usize::MAX,
+            n => ((self.bytes - poll.bytes) / poll.bytes.div_ceil(n).max(1)).max(1),
+        };
+        self.events
+            .saturating_sub(poll.out.len())
+            .min(self.step)
+            .min(by_bytes)
     }
 }
 
@@ -1266,6 +1275,11 @@ mod tests {
         poll.out.truncate(4);
         poll.bytes = 1000;
         assert_eq!(limit.room(&poll), 0, "the byte budget is spent");
+        // 4 records of 200 bytes: room for one more in the last 200 bytes.
+        poll.bytes = 800;
+        assert_eq!(limit.room(&poll), 1, "the budget at the average size");
+        poll.bytes = 990;
+        assert_eq!(limit.room(&poll), 1, "at least one while under budget");
     }
 
     #[test]
