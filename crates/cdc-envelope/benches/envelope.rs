@@ -13,8 +13,9 @@ use std::sync::Arc;
 use apache_avro::types::Value as AvroValue;
 use cdc_envelope::temporal::{days_from_civil, parse_local_timestamp};
 use cdc_envelope::{
-    AvroDecoder, AvroEncoder, ChangeEvent, Column, Date, Decimal, JsonDecoder, JsonEncoder,
-    Numeric, Op, Options, PgType, SnapshotMarker, SourceInfo, Str, TableId, TableSchema, Value,
+    AvroDecoder, AvroEncoder, ChangeEvent, Column, Date, Decimal, DecodedRecord, JsonDecoder,
+    JsonEncoder, Numeric, Op, Options, PgType, SnapshotMarker, SourceInfo, Str, TableId,
+    TableSchema, Value,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -346,6 +347,23 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
+    // The same into one reused record: no per-event allocation.
+    let mut jdec_into = JsonDecoder::new(opts.clone());
+    let mut record = DecodedRecord::default();
+    g.bench_function("json_decode_with_schema_into", |b| {
+        b.iter_custom(|n| {
+            timed(n, || {
+                jdec_into
+                    .decode_bytes_into(
+                        Some(black_box(&key)),
+                        Some(black_box(&encoded_bytes)),
+                        &mut record,
+                    )
+                    .expect("decodes");
+                black_box(&record);
+            })
+        })
+    });
     let (_, value_schema) = avro.schemas(&ev).expect("schemas");
     let mut datum = Vec::new();
     avro.encode_value_into(&ev, &mut datum).expect("encodes");
@@ -372,6 +390,25 @@ fn benches(c: &mut Criterion) {
                         .decode_value_shared(&value_schema, None, black_box(&datum_bytes))
                         .expect("decodes"),
                 )
+            })
+        })
+    });
+
+    // The same into one reused event.
+    let mut adec_into = AvroDecoder::new(opts.clone());
+    let mut slot = None;
+    g.bench_function("avro_decode_shared_into", |b| {
+        b.iter_custom(|n| {
+            timed(n, || {
+                adec_into
+                    .decode_value_shared_into(
+                        &value_schema,
+                        None,
+                        black_box(&datum_bytes),
+                        &mut slot,
+                    )
+                    .expect("decodes");
+                black_box(&slot);
             })
         })
     });

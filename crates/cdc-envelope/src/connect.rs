@@ -1522,38 +1522,14 @@ impl Codec {
                     Prim::Int(i) => i,
                     p => return Err(want("integer timestamp", &p)),
                 };
-                let out_of_range = |i: i64| {
+                let unit = match self {
+                    Codec::TimestampMillis => TsUnit::Millis,
+                    Codec::TimestampMicros => TsUnit::Micros,
+                    _ => TsUnit::Nanos,
+                };
+                let ts = unit.timestamp(i).ok_or_else(|| {
                     Error::mismatch(path, "a timestamp within PostgreSQL's range", i.to_string())
-                };
-                let ts = match self {
-                    Codec::TimestampMillis
-                        if i == temporal::PG_INFINITY_MICROS.div_euclid(1000) =>
-                    {
-                        Timestamp::PosInfinity
-                    }
-                    Codec::TimestampMillis
-                        if i == temporal::PG_NEG_INFINITY_MICROS.div_euclid(1000) =>
-                    {
-                        Timestamp::NegInfinity
-                    }
-                    Codec::TimestampMillis => {
-                        Timestamp::from_unix_micros_i128(i128::from(i) * 1000)
-                            .ok_or_else(|| out_of_range(i))?
-                    }
-                    Codec::TimestampMicros if i == temporal::PG_INFINITY_MICROS => {
-                        Timestamp::PosInfinity
-                    }
-                    Codec::TimestampMicros if i == temporal::PG_NEG_INFINITY_MICROS => {
-                        Timestamp::NegInfinity
-                    }
-                    Codec::TimestampMicros => {
-                        Timestamp::from_unix_micros(i).ok_or_else(|| out_of_range(i))?
-                    }
-                    _ if i == i64::MAX => Timestamp::PosInfinity,
-                    _ if i == i64::MIN => Timestamp::NegInfinity,
-                    _ => Timestamp::from_unix_micros(i.div_euclid(1000))
-                        .ok_or_else(|| out_of_range(i))?,
-                };
+                })?;
                 if pg.name == "timestamptz" {
                     Value::TimestampTz(ts)
                 } else {
@@ -1656,16 +1632,24 @@ impl TextFast {
         }
     }
 
-    /// The value of a decoded (non-null) string, or `None` when the generic
-    /// path must decide (special decimals, malformed text: its errors).
-    pub(crate) fn value(self, s: Str, options: &Options) -> Option<Value> {
+    /// The value of a decoded (non-null) string, handed to `f` where it is
+    /// built (so that a decoder stores it straight into a row instead of
+    /// moving it through a temporary), or `None` when the generic path must
+    /// decide (special decimals, malformed text: its errors).
+    #[inline(always)]
+    pub(crate) fn emit<R>(
+        self,
+        s: Str,
+        options: &Options,
+        f: impl FnOnce(Value) -> R,
+    ) -> Option<R> {
         if s.as_bytes().as_ref() == options.unavailable_value_placeholder.as_bytes() {
-            return Some(Value::Unavailable);
+            return Some(f(Value::Unavailable));
         }
         match self {
-            Self::Text => Some(Value::Text(s)),
+            Self::Text => Some(f(Value::Text(s))),
             Self::Decimal => {
-                Decimal::from_str_checked(s).map(|d| Value::Numeric(Numeric::Finite(d)))
+                Decimal::from_str_checked(s).map(|d| f(Value::Numeric(Numeric::Finite(d))))
             }
             Self::Generic => None,
         }
@@ -1684,6 +1668,8 @@ pub(crate) enum IntFast {
     Int64,
     /// `date` as days since the epoch.
     DateDays,
+    /// `timestamp` (`tz`: `timestamptz`) as an integer count since the epoch.
+    Timestamp(TsUnit, bool),
     /// Anything else: use [`Codec::lift`].
     Generic,
 }
@@ -1698,21 +1684,62 @@ impl IntFast {
                 _ => Self::Int64,
             },
             Codec::DateDays => Self::DateDays,
+            Codec::TimestampMillis => Self::Timestamp(TsUnit::Millis, pg.name == "timestamptz"),
+            Codec::TimestampMicros => Self::Timestamp(TsUnit::Micros, pg.name == "timestamptz"),
+            Codec::TimestampNanos => Self::Timestamp(TsUnit::Nanos, pg.name == "timestamptz"),
             _ => Self::Generic,
         }
     }
 
-    /// The value of a decoded integer, or `None` when the generic path
-    /// must decide (out of range: its error).
-    pub(crate) fn value(self, i: i64) -> Option<Value> {
-        Some(match self {
+    /// The value of a decoded integer, handed to `f` where it is built
+    /// (see [`TextFast::emit`]), or `None` when the generic path must decide
+    /// (out of range: its error).
+    #[inline(always)]
+    pub(crate) fn emit<R>(self, i: i64, f: impl FnOnce(Value) -> R) -> Option<R> {
+        Some(f(match self {
             Self::Int16 => Value::Int16(i16::try_from(i).ok()?),
             Self::Int32 => Value::Int32(i32::try_from(i).ok()?),
             Self::Int64 => Value::Int64(i),
             Self::DateDays if i == i64::from(i32::MAX) => Value::Date(Date::PosInfinity),
             Self::DateDays if i == i64::from(i32::MIN) => Value::Date(Date::NegInfinity),
             Self::DateDays => Value::Date(Date::Days(i32::try_from(i).ok()?)),
+            Self::Timestamp(unit, false) => Value::Timestamp(unit.timestamp(i)?),
+            Self::Timestamp(unit, true) => Value::TimestampTz(unit.timestamp(i)?),
             Self::Generic => return None,
+        }))
+    }
+}
+
+/// The unit of an integer timestamp codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TsUnit {
+    /// `Codec::TimestampMillis`.
+    Millis,
+    /// `Codec::TimestampMicros`.
+    Micros,
+    /// `Codec::TimestampNanos`.
+    Nanos,
+}
+
+impl TsUnit {
+    /// The timestamp `i` units since the epoch (the sentinels are the
+    /// infinities), `None` when out of PostgreSQL's range.
+    #[inline]
+    pub(crate) fn timestamp(self, i: i64) -> Option<Timestamp> {
+        Some(match self {
+            Self::Millis if i == temporal::PG_INFINITY_MICROS.div_euclid(1000) => {
+                Timestamp::PosInfinity
+            }
+            Self::Millis if i == temporal::PG_NEG_INFINITY_MICROS.div_euclid(1000) => {
+                Timestamp::NegInfinity
+            }
+            Self::Millis => Timestamp::from_unix_micros_i128(i128::from(i) * 1000)?,
+            Self::Micros if i == temporal::PG_INFINITY_MICROS => Timestamp::PosInfinity,
+            Self::Micros if i == temporal::PG_NEG_INFINITY_MICROS => Timestamp::NegInfinity,
+            Self::Micros => Timestamp::from_unix_micros(i)?,
+            Self::Nanos if i == i64::MAX => Timestamp::PosInfinity,
+            Self::Nanos if i == i64::MIN => Timestamp::NegInfinity,
+            Self::Nanos => Timestamp::from_unix_micros(i.div_euclid(1000))?,
         })
     }
 }

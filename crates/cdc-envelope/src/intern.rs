@@ -98,12 +98,6 @@ impl StrCache {
         Ok(s)
     }
 
-    /// Like [`StrCache::get_or_insert`] for text already known to be valid.
-    pub(crate) fn get_or_insert_str(&mut self, s: &str) -> Str {
-        self.get_or_insert(s.as_bytes())
-            .unwrap_or_else(|_| Str::from(s))
-    }
-
     /// Number of distinct strings currently held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -127,8 +121,6 @@ mod tests {
         // Same backing buffer: no new allocation for the hit.
         assert_eq!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr());
         assert_eq!(c.len(), 1);
-        let s = c.get_or_insert_str("postgresql");
-        assert_eq!(s.as_bytes().as_ptr(), a.as_bytes().as_ptr());
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::event::{
 };
 use crate::intern::StrCache;
 use crate::options::Options;
+use crate::recycle::{self, Spare};
 use crate::schema::{Column, PgType, TableId, TableSchema, TypeKind};
 use crate::value::{Array, Str, Value};
 
@@ -814,6 +815,16 @@ fn scan_plain(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The value of eight ASCII digits loaded little-endian (first digit in the
+/// lowest byte): pairs, then quads, then the eight combined by three
+/// multiply-shift steps.
+#[inline(always)]
+fn eight_digits(w: u64) -> u64 {
+    let w = ((w & 0x0f0f_0f0f_0f0f_0f0f).wrapping_mul(2561)) >> 8;
+    let w = ((w & 0x00ff_00ff_00ff_00ff).wrapping_mul(6_553_601)) >> 16;
+    ((w & 0x0000_ffff_0000_ffff).wrapping_mul(42_949_672_960_001)) >> 32
+}
+
 /// A byte-level JSON pull reader with checked reads and a depth limit.
 pub(crate) struct Reader<'a> {
     b: &'a [u8],
@@ -894,29 +905,26 @@ impl<'a> Reader<'a> {
         self.string().map(|s| Str::from(s.into_owned()))
     }
 
-    /// A string value shared through `cache` (for values that repeat from
-    /// record to record).
+    /// A string value that repeats from record to record (or `null`:
+    /// empty) into `slot`: left alone when equal, else shared through
+    /// `cache`.
     #[inline]
-    fn interned(&mut self, cache: &mut StrCache, hint: usize) -> Result<Str> {
+    fn interned_into(&mut self, cache: &mut StrCache, hint: usize, slot: &mut Str) -> Result<()> {
+        if self.null()? {
+            *slot = Str::default();
+            return Ok(());
+        }
         self.expect(b'"')?;
         if let Some((a, b)) = self.plain_span()? {
-            let s = cache
-                .get_or_insert_at(hint, self.b.get(a..b).unwrap_or_default())
+            recycle::set_interned(slot, self.b.get(a..b).unwrap_or_default(), cache, hint)
                 .map_err(|_| self.err("invalid UTF-8"))?;
             self.pos += 1;
-            return Ok(s);
+            return Ok(());
         }
         self.pos -= 1;
         let s = self.string()?;
-        Ok(cache.get_or_insert_str(&s))
-    }
-
-    #[inline]
-    fn opt_interned(&mut self, cache: &mut StrCache, hint: usize) -> Result<Option<Str>> {
-        if self.null()? {
-            return Ok(None);
-        }
-        self.interned(cache, hint).map(Some)
+        recycle::set_interned(slot, s.as_bytes(), cache, hint)
+            .map_err(|_| self.err("invalid UTF-8"))
     }
 
     #[inline]
@@ -1010,7 +1018,11 @@ impl<'a> Reader<'a> {
             Some(0..=0x1f) => return Err(self.err("control character in string")),
             _ => {}
         }
-        let mut out: Vec<u8> = self.b.get(start..self.pos).unwrap_or_default().to_vec();
+        // Room for the rest too (short strings with escapes, such as
+        // `source.sequence`, then need no reallocation).
+        let plain = self.b.get(start..self.pos).unwrap_or_default();
+        let mut out: Vec<u8> = Vec::with_capacity(plain.len() + 32);
+        out.extend_from_slice(plain);
         loop {
             let Some(&c) = self.b.get(self.pos) else {
                 return Err(self.err("unterminated string"));
@@ -1086,6 +1098,18 @@ impl<'a> Reader<'a> {
             }
             let digits_start = i;
             let mut v: u64 = 0;
+            // Eight digits at a time while there are eight (timestamps and
+            // LSNs have 9 to 19), then byte by byte.
+            while let Some(w) = self.b.get(i..).and_then(|r| r.first_chunk::<8>()) {
+                let w = u64::from_le_bytes(*w);
+                let nibbles = (w & 0xf0f0_f0f0_f0f0_f0f0)
+                    | ((w.wrapping_add(0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0) >> 4);
+                if nibbles != 0x3333_3333_3333_3333 {
+                    break;
+                }
+                v = v.wrapping_mul(100_000_000).wrapping_add(eight_digits(w));
+                i += 8;
+            }
             while let Some(&c) = self.b.get(i) {
                 let d = c.wrapping_sub(b'0');
                 if d > 9 {
@@ -1235,7 +1259,7 @@ impl<'a> Reader<'a> {
             return false;
         };
         match self.b.get(start..end) {
-            Some([b'"', middle @ .., b'"']) if middle == name => {
+            Some([b'"', middle @ .., b'"']) if recycle::same_bytes(middle, name) => {
                 self.pos = end;
                 true
             }
@@ -1710,8 +1734,9 @@ struct DecodePlan {
     message: bool,
 }
 
-/// One decoded Kafka record.
-#[derive(Debug, Clone, PartialEq)]
+/// One decoded Kafka record. The default is an empty record (no event, no
+/// key), the starting point of [`JsonDecoder::decode_bytes_into`].
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DecodedRecord {
     /// The event; `None` for a tombstone.
     pub event: Option<ChangeEvent>,
@@ -1735,6 +1760,8 @@ pub struct JsonDecoder {
     cache: HashMap<(u64, u64), Arc<DecodePlan>>,
     recent: Vec<Cached>,
     strings: StrCache,
+    spare: Spare,
+    source_memo: JsonSourceMemo,
     payload_path: Path,
 }
 
@@ -1771,6 +1798,8 @@ impl JsonDecoder {
             cache: HashMap::new(),
             recent: Vec::new(),
             strings: StrCache::default(),
+            spare: Spare::default(),
+            source_memo: JsonSourceMemo::default(),
             payload_path: Path::from("payload"),
         }
     }
@@ -1818,7 +1847,9 @@ impl JsonDecoder {
     /// The payload is copied once; prefer [`JsonDecoder::decode_bytes`]
     /// when the record is already in [`Bytes`].
     pub fn decode(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<DecodedRecord> {
-        self.decode_inner(key, value, None)
+        let mut out = DecodedRecord::default();
+        self.decode_inner(key, value, None, &mut out)?;
+        Ok(out)
     }
 
     /// Like [`JsonDecoder::decode`], with the value as shared bytes: the
@@ -1829,7 +1860,84 @@ impl JsonDecoder {
         key: Option<&[u8]>,
         value: Option<&Bytes>,
     ) -> Result<DecodedRecord> {
-        self.decode_inner(key, value.map(|b| b.as_ref()), value)
+        let mut out = DecodedRecord::default();
+        self.decode_inner(key, value.map(|b| b.as_ref()), value, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`JsonDecoder::decode_bytes`], decoding into `out` and reusing
+    /// what it holds from a previous call instead of allocating: the
+    /// event's row `Vec`s and the key `Vec` are refilled, the `source`
+    /// block's repeating strings, the topic prefix and the table `Arc` are
+    /// kept when unchanged, and rows (or a whole event, for a tombstone)
+    /// the record does not have go to a small pool in the decoder for the
+    /// next record that has them. The result is exactly the record
+    /// [`JsonDecoder::decode_bytes`] returns; nothing of the previous record
+    /// survives. Start from [`DecodedRecord::default`].
+    ///
+    /// On error `out` is empty (`event`, `key` and `topic_prefix` are
+    /// `None`; its allocations are kept by the decoder for the next call)
+    /// and the error is the one [`JsonDecoder::decode_bytes`] returns. An
+    /// empty `out` after an error is not a tombstone: the call failed.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use cdc_envelope::*;
+    /// # let table = Arc::new(TableSchema {
+    /// #     id: TableId::new("public", "t"),
+    /// #     relation_oid: 1,
+    /// #     columns: vec![Column { is_key: true, optional: false, ..Column::new("id", PgType::base(23, "int4")) }],
+    /// #     version: 1,
+    /// # });
+    /// # let ev = ChangeEvent {
+    /// #     op: Op::Create, table: Some(table), before: None, after: Some(vec![Value::Int32(1)]),
+    /// #     source: SourceInfo::default(), ts_ns: 0, transaction: None, message: None,
+    /// #     position: Position::default(), key_change: None,
+    /// # };
+    /// let record = JsonEncoder::new(Options::with_prefix("pgsource")).encode(&ev)?;
+    /// let value = bytes::Bytes::from(record.value.expect("value"));
+    ///
+    /// let mut dec = JsonDecoder::new(Options::with_prefix("pgsource"));
+    /// let mut out = DecodedRecord::default(); // reused for every record
+    /// for _ in 0..3 {
+    ///     dec.decode_bytes_into(record.key.as_deref(), Some(&value), &mut out)?;
+    ///     assert_eq!(out.event.as_ref().expect("not a tombstone").after, ev.after);
+    ///     assert_eq!(out.key, Some(vec![Value::Int32(1)]));
+    /// }
+    /// # Ok::<(), cdc_envelope::Error>(())
+    /// ```
+    pub fn decode_bytes_into(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&Bytes>,
+        out: &mut DecodedRecord,
+    ) -> Result<()> {
+        let res = self.decode_inner(key, value.map(|b| b.as_ref()), value, out);
+        if let Err(e) = res {
+            self.spare.discard(&mut out.event);
+            self.spare.drop_row(&mut out.key);
+            out.topic_prefix = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Decodes the payload at `range` of `value` with `plan` into `out`.
+    fn decode_record(
+        &mut self,
+        plan: &DecodePlan,
+        value: &[u8],
+        shared: Option<&Bytes>,
+        range: std::ops::Range<usize>,
+        out: &mut DecodedRecord,
+    ) -> Result<()> {
+        let payload = payload_bytes(value, shared, range);
+        let ev = self.spare.event_in(&mut out.event);
+        self.decode_payload(plan, &payload, ev)?;
+        key_into(ev, &mut out.key, &mut self.spare);
+        let name = Some(&ev.source.name).filter(|s| !s.is_empty());
+        recycle::set_opt_str(&mut out.topic_prefix, name);
+        Ok(())
     }
 
     fn decode_inner(
@@ -1837,18 +1945,11 @@ impl JsonDecoder {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         shared: Option<&Bytes>,
-    ) -> Result<DecodedRecord> {
+        out: &mut DecodedRecord,
+    ) -> Result<()> {
         if let Some(v) = value {
             if let Some((plan, range)) = self.cached(key, v) {
-                let payload = payload_bytes(v, shared, range);
-                let event = self.decode_payload(&plan, &payload)?;
-                let key_row = event.key();
-                let prefix = Some(event.source.name.clone()).filter(|s| !s.is_empty());
-                return Ok(DecodedRecord {
-                    event: Some(event),
-                    key: key_row,
-                    topic_prefix: prefix,
-                });
+                return self.decode_record(&plan, v, shared, range, out);
             }
         }
         // Key first: it tells which columns are key columns.
@@ -1903,11 +2004,10 @@ impl JsonDecoder {
                 ) => Some(self.schemaless_row(k.get(*a..*b).unwrap_or_default())?),
                 _ => None,
             };
-            return Ok(DecodedRecord {
-                event: None,
-                key: key_row,
-                topic_prefix: None,
-            });
+            self.spare.discard(&mut out.event);
+            out.key = key_row;
+            out.topic_prefix = None;
+            return Ok(());
         };
         let parts = split_envelope(value)?;
         let (pa, pb) = parts.payload.ok_or_else(|| Error::MissingField {
@@ -1948,15 +2048,7 @@ impl JsonDecoder {
             Some(p) => p,
             None => Arc::new(infer_plan(payload, key_names.as_deref())?),
         };
-        let payload = payload_bytes(value, shared, pa..pb);
-        let event = self.decode_payload(&plan, &payload)?;
-        let key_row = event.key();
-        let prefix = Some(event.source.name.clone()).filter(|s| !s.is_empty());
-        Ok(DecodedRecord {
-            event: Some(event),
-            key: key_row,
-            topic_prefix: prefix,
-        })
+        self.decode_record(&plan, value, shared, pa..pb, out)
     }
 
     /// Decodes a value alone (keys unknown: no column is marked as key).
@@ -1984,10 +2076,19 @@ impl JsonDecoder {
         Ok(row)
     }
 
-    fn decode_payload(&mut self, plan: &DecodePlan, payload: &Bytes) -> Result<ChangeEvent> {
+    /// Decodes a payload into `ev`, overwriting all of it (rows refilled,
+    /// unchanged `source` strings and table kept).
+    fn decode_payload(
+        &mut self,
+        plan: &DecodePlan,
+        payload: &Bytes,
+        ev: &mut ChangeEvent,
+    ) -> Result<()> {
         let Self {
             options,
             strings,
+            spare,
+            source_memo,
             payload_path: p,
             ..
         } = self;
@@ -1995,9 +2096,7 @@ impl JsonDecoder {
         let p = &*p;
         let mut r = Reader::shared(payload);
         let mut op = None;
-        let mut before = None;
-        let mut after = None;
-        let mut source = SourceInfo::default();
+        let (mut has_before, mut has_after, mut has_source) = (false, false, false);
         let mut transaction = None;
         let mut ts_ms = None;
         let mut ts_us = None;
@@ -2025,11 +2124,18 @@ impl JsonDecoder {
                         Error::mismatch(&p.join("op"), "one of c u d r t m", code.as_ref())
                     })?);
                 }
-                b"before" => before = read_row(r, plan, options, p, "before")?,
-                b"after" => after = read_row(r, plan, options, p, "after")?,
+                b"before" => {
+                    has_before = true;
+                    read_row(r, plan, options, p, "before", spare, &mut ev.before)?
+                }
+                b"after" => {
+                    has_after = true;
+                    read_row(r, plan, options, p, "after", spare, &mut ev.after)?
+                }
                 b"source" => {
-                    source = SourceInfo::default();
-                    read_source_into(r, p, strings, &mut source).map_err(|e| e.within("source"))?
+                    has_source = true;
+                    read_source_memo(r, p, strings, source_memo, &mut ev.source)
+                        .map_err(|e| e.within("source"))?
                 }
                 b"transaction" => {
                     transaction = read_transaction(r, p).map_err(|e| e.within("transaction"))?
@@ -2078,41 +2184,65 @@ impl JsonDecoder {
             .or_else(|| ts_us.map(|u| u.saturating_mul(1000)))
             .or_else(|| ts_ms.map(|m| m.saturating_mul(1_000_000)))
             .unwrap_or(0);
-        let message = message.map(|(prefix, content)| LogicalMessage {
-            prefix,
-            content: Bytes::from(content),
-            transactional: source.tx_id.is_some(),
-        });
         if op == Op::Message && message.is_none() {
             return Err(Error::MissingField {
                 path: p.join("message"),
             });
         }
-        Ok(ChangeEvent {
-            op,
-            table: (!plan.message).then(|| Arc::clone(&plan.table)),
-            before,
-            after,
-            source,
-            ts_ns,
-            transaction,
-            message,
-            position: Position::default(),
-            key_change: None,
-        })
+        if !has_before {
+            spare.drop_row(&mut ev.before);
+        }
+        if !has_after {
+            spare.drop_row(&mut ev.after);
+        }
+        if !has_source {
+            ev.source = SourceInfo::default();
+        }
+        ev.message = message.map(|(prefix, content)| LogicalMessage {
+            prefix,
+            content: Bytes::from(content),
+            transactional: ev.source.tx_id.is_some(),
+        });
+        ev.op = op;
+        recycle::set_table(&mut ev.table, (!plan.message).then_some(&plan.table));
+        ev.ts_ns = ts_ns;
+        ev.transaction = transaction;
+        ev.position = Position::default();
+        ev.key_change = None;
+        Ok(())
     }
 }
 
-/// Reads one row image (`before` / `after`) per the plan.
+/// [`ChangeEvent::key`] into `slot`, refilling the row it holds.
+fn key_into(ev: &ChangeEvent, slot: &mut Option<Row>, spare: &mut Spare) {
+    let row = ev.after.as_ref().or(ev.before.as_ref());
+    match (&ev.table, row) {
+        (Some(table), Some(row)) if table.has_key() => {
+            let key = spare.row_in(slot, 1);
+            for i in table.key_indices() {
+                if let Some(v) = row.get(i) {
+                    key.push(v.clone());
+                }
+            }
+        }
+        _ => spare.drop_row(slot),
+    }
+}
+
+/// Reads one row image (`before` / `after`) per the plan into `slot`
+/// (refilling the row it holds).
 fn read_row(
     r: &mut Reader<'_>,
     plan: &DecodePlan,
     options: &Options,
     parent: &Path,
     name: &str,
-) -> Result<Option<Row>> {
+    spare: &mut Spare,
+    slot: &mut Option<Row>,
+) -> Result<()> {
     if r.null()? {
-        return Ok(None);
+        spare.drop_row(slot);
+        return Ok(());
     }
     if r.peek() != Some(b'{') {
         let f = r.found();
@@ -2120,8 +2250,10 @@ fn read_row(
     }
     let path = parent;
     let cols = &plan.table.columns;
-    // Filled in order (the usual case), NULL-padded for skipped columns.
-    let mut row: Row = Vec::with_capacity(cols.len());
+    // Pre-filled with NULLs (columns the record leaves out stay NULL); each
+    // value is built straight into its slot (see `recycle::fill`).
+    let row = spare.row_in(slot, cols.len());
+    row.resize_with(cols.len(), || Value::Null);
     // Fields normally come in schema order: the next column's name is
     // matched first, without scanning.
     let next = std::cell::Cell::new(0usize);
@@ -2147,55 +2279,52 @@ fn read_row(
                 "an unknown field",
             )));
         };
-        let (Some(col), Some(dc)) = (cols.get(i), plan.columns.get(i)) else {
+        let (Some(col), Some(dc), Some(slot)) = (cols.get(i), plan.columns.get(i), row.get_mut(i))
+        else {
             return Ok(());
         };
+        next.set(i + 1);
+        if !slot.is_null() {
+            // The same column twice: the last value wins.
+            *slot = Value::Null;
+        }
         // Strings straight to values (zero-copy when the input is shared).
-        let mut fast = None;
         match r.peek() {
+            Some(b'n') => {
+                r.null().map_err(at)?;
+                return Ok(());
+            }
             Some(b'"') if dc.fast != TextFast::Generic => {
                 let mark = r.pos;
-                fast = dc.fast.value(r.text().map_err(at)?, options);
-                if fast.is_none() {
-                    r.pos = mark;
+                let s = r.text().map_err(at)?;
+                if dc
+                    .fast
+                    .emit(s, options, |v| recycle::fill(slot, v))
+                    .is_some()
+                {
+                    return Ok(());
                 }
+                r.pos = mark;
             }
             Some(b'-' | b'0'..=b'9') if dc.int != IntFast::Generic => {
                 let mark = r.pos;
                 if let Num::Int(i) = r.number().map_err(at)? {
-                    fast = dc.int.value(i);
+                    if dc.int.emit(i, |v| recycle::fill(slot, v)).is_some() {
+                        return Ok(());
+                    }
                 }
-                if fast.is_none() {
-                    r.pos = mark;
-                }
+                r.pos = mark;
             }
             _ => {}
         }
-        let v = match fast {
-            Some(v) => v,
-            None => {
-                let p = read_prim(r, &dc.codec, path).map_err(at)?;
-                lift(&dc.codec, p, &col.pg_type, path, options).map_err(at)?
-            }
-        };
-        if i == row.len() {
-            row.push(v);
-        } else {
-            while row.len() < i {
-                row.push(Value::Null);
-            }
-            match row.get_mut(i) {
-                Some(slot) => *slot = v,
-                None => row.push(v),
-            }
-        }
-        next.set(i + 1);
+        let p = read_prim(r, &dc.codec, path).map_err(at)?;
+        recycle::fill(
+            slot,
+            lift(&dc.codec, p, &col.pg_type, path, options).map_err(at)?,
+        );
         Ok(())
     })?;
-    while row.len() < cols.len() {
-        row.push(Value::Null);
-    }
-    Ok(Some(row))
+    Ok(())
 }
 
 impl<'a> Reader<'a> {
@@ -2216,13 +2345,140 @@ fn read_source(r: &mut Reader<'_>, path: &Path, strings: &mut StrCache) -> Resul
     Ok(s)
 }
 
-/// [`read_source`] into an existing block (no moves of the large struct).
+/// [`read_source`] into an existing block, overwriting every field (the
+/// repeating strings are compared in place and kept when unchanged).
 fn read_source_into(
     r: &mut Reader<'_>,
     path: &Path,
     strings: &mut StrCache,
     s: &mut SourceInfo,
 ) -> Result<()> {
+    read_source_spans(r, path, strings, s, None).map(|_| ())
+}
+
+/// The previous `source` block, for [`read_source_memo`]: its bytes, where
+/// the values that change from event to event were (the rest, keys
+/// included, usually repeats byte for byte), and what the repeating
+/// fields decoded to.
+#[derive(Debug, Default)]
+struct JsonSourceMemo {
+    /// The block, `{` to `}`; empty: nothing remembered.
+    bytes: Vec<u8>,
+    /// The changing values: role and byte range within `bytes`, in order.
+    vars: Vec<(SourceField, usize, usize)>,
+    /// The roles of the repeating fields.
+    repeating: Vec<SourceField>,
+    /// The values of the repeating fields.
+    values: SourceInfo,
+    /// The fields the block has ([`recycle::bit`]s).
+    read: u32,
+}
+
+impl JsonSourceMemo {
+    /// Longest block remembered.
+    const MAX: usize = 4096;
+}
+
+/// [`read_source_into`], first trying the previous block (`memo`): when the
+/// record's block has the same bytes around the changing values, only those
+/// values are decoded and the others are taken from the memo (they are the
+/// same bytes, so they decode to the same values). Any difference (or a
+/// value that does not decode) falls back to reading the block in full,
+/// which then becomes the memo.
+fn read_source_memo(
+    r: &mut Reader<'_>,
+    path: &Path,
+    strings: &mut StrCache,
+    memo: &mut JsonSourceMemo,
+    s: &mut SourceInfo,
+) -> Result<()> {
+    r.ws();
+    let start = r.pos;
+    if !memo.bytes.is_empty() && source_from_memo(r, path, strings, memo, s) {
+        return Ok(());
+    }
+    r.pos = start;
+    let mut spans = Vec::new();
+    read_source_spans(r, path, strings, s, Some(&mut spans))?;
+    memo.bytes.clear();
+    memo.vars.clear();
+    memo.repeating.clear();
+    let Some(block) =
+        r.b.get(start..r.pos)
+            .filter(|b| b.len() <= JsonSourceMemo::MAX)
+    else {
+        return Ok(());
+    };
+    memo.bytes.extend_from_slice(block);
+    for (role, a, b) in spans {
+        if recycle::repeats(role) {
+            memo.repeating.push(role);
+            recycle::copy_field(role, s, &mut memo.values);
+        } else {
+            memo.vars.push((role, a - start, b - start));
+        }
+    }
+    memo.read = memo
+        .repeating
+        .iter()
+        .chain(memo.vars.iter().map(|(role, ..)| role))
+        .fold(0, |m, role| m | recycle::bit(*role));
+    Ok(())
+}
+
+/// The memo's path of [`read_source_memo`]: `false` (with `s` partly
+/// written) when the record's block differs from the memo.
+fn source_from_memo(
+    r: &mut Reader<'_>,
+    path: &Path,
+    strings: &mut StrCache,
+    memo: &JsonSourceMemo,
+    s: &mut SourceInfo,
+) -> bool {
+    recycle::reset_source(s);
+    let mut from = 0;
+    let same = |r: &mut Reader<'_>, piece: Option<&[u8]>| -> bool {
+        let Some(piece) = piece else { return false };
+        let end = r.pos.saturating_add(piece.len());
+        if r.b.get(r.pos..end) != Some(piece) {
+            return false;
+        }
+        r.pos = end;
+        true
+    };
+    // Values are read one object deeper, as inside the block.
+    r.depth += 1;
+    for &(role, a, b) in &memo.vars {
+        if !same(r, memo.bytes.get(from..a))
+            || read_source_field(r, s, path, role, strings).is_err()
+        {
+            r.depth -= 1;
+            return false;
+        }
+        from = b;
+    }
+    r.depth -= 1;
+    if !same(r, memo.bytes.get(from..)) {
+        return false;
+    }
+    for &role in &memo.repeating {
+        recycle::copy_field(role, &memo.values, s);
+    }
+    recycle::reset_unread(s, memo.read);
+    true
+}
+
+/// Reads the `source` block into `s`; with `spans`, also where each field's
+/// value was (role, start, end).
+fn read_source_spans(
+    r: &mut Reader<'_>,
+    path: &Path,
+    strings: &mut StrCache,
+    s: &mut SourceInfo,
+    mut spans: Option<&mut Vec<(SourceField, usize, usize)>>,
+) -> Result<()> {
+    recycle::reset_source(s);
+    let mut read = 0u32;
     let next = std::cell::Cell::new(0usize);
     let expected = || {
         SOURCE_FIELDS
@@ -2247,9 +2503,18 @@ fn read_source_into(
                 None => SourceField::Other,
             },
         };
+        read |= recycle::bit(key);
+        r.ws();
+        let from = r.pos;
         read_source_field(r, s, path, key, strings)
-            .map_err(|e| e.within(&String::from_utf8_lossy(k)))
-    })
+            .map_err(|e| e.within(&String::from_utf8_lossy(k)))?;
+        if let Some(spans) = spans.as_deref_mut() {
+            spans.push((key, from, r.pos));
+        }
+        Ok(())
+    })?;
+    recycle::reset_unread(s, read);
+    Ok(())
 }
 
 fn read_source_field(
@@ -2259,10 +2524,10 @@ fn read_source_field(
     key: SourceField,
     strings: &mut StrCache,
 ) -> Result<()> {
+    if let Some(slot) = recycle::interned_slot(s, key) {
+        return r.interned_into(strings, recycle::hint(key), slot);
+    }
     match key {
-        SourceField::Version => s.version = r.opt_interned(strings, 0)?.unwrap_or_default(),
-        SourceField::Connector => s.connector = r.opt_interned(strings, 1)?.unwrap_or_default(),
-        SourceField::Name => s.name = r.opt_interned(strings, 2)?.unwrap_or_default(),
         SourceField::TsUs => {
             if let Some(v) = r.opt_i64(fp)? {
                 s.ts_us = v;
@@ -2282,16 +2547,13 @@ fn read_source_field(
                     .ok_or_else(|| Error::mismatch(fp, "a snapshot marker", v.as_ref()))?;
             }
         }
-        SourceField::Db => s.db = r.opt_interned(strings, 3)?.unwrap_or_default(),
         SourceField::Sequence => s.sequence = r.opt_text()?,
-        SourceField::Schema => s.schema = r.opt_interned(strings, 4)?.unwrap_or_default(),
-        SourceField::Table => s.table = r.opt_interned(strings, 5)?.unwrap_or_default(),
         SourceField::TxId => s.tx_id = r.opt_i64(fp)?,
         SourceField::Lsn => s.lsn = r.opt_i64(fp)?,
         SourceField::Xmin => s.xmin = r.opt_i64(fp)?,
         SourceField::Origin => s.origin = r.opt_text()?,
         SourceField::OriginLsn => s.origin_lsn = r.opt_i64(fp)?,
-        SourceField::Other => {
+        _ => {
             r.skip()?;
         }
     }
@@ -2686,6 +2948,47 @@ mod tests {
                 matches!(Reader::new(text.as_bytes()).number(), Ok(Num::Float(..))),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn eight_digit_chunks_match_std_parse() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut texts = Vec::new();
+        for len in 1..=24 {
+            for _ in 0..40 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let digits: String = (0..len)
+                    .map(|i| char::from(b'0' + ((x >> (i % 60)) % 10) as u8))
+                    .collect();
+                for suffix in ["", ",", "}", "]", " ", ".5", "e3", "x", "/", ":"] {
+                    texts.push(format!("{digits}{suffix}"));
+                    texts.push(format!("-{digits}{suffix}"));
+                }
+            }
+        }
+        for text in &texts {
+            let mut r = Reader::new(text.as_bytes());
+            let got = r.number();
+            let end = text
+                .bytes()
+                .position(|b| !(b.is_ascii_digit() || b == b'-'))
+                .unwrap_or(text.len());
+            let plain = !matches!(text.as_bytes().get(end), Some(b'.' | b'e'));
+            match got {
+                Ok(Num::Int(i)) => {
+                    assert!(plain, "{text}");
+                    assert_eq!(Some(i), text[..end].parse::<i64>().ok(), "{text}");
+                    assert_eq!(r.pos, end, "{text}");
+                }
+                Ok(Num::Float(f, _)) => {
+                    assert!(!plain || text[..end].parse::<i64>().is_err(), "{text}");
+                    assert!(f.is_finite(), "{text}");
+                }
+                Err(e) => panic!("{text}: {e}"),
+            }
         }
     }
 

@@ -100,6 +100,7 @@ mod intern;
 pub mod json;
 pub mod metadata;
 pub mod options;
+mod recycle;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod schema;

@@ -70,6 +70,19 @@ fn decoder() -> &'static Mutex<AvroDecoder> {
     D.get_or_init(|| Mutex::new(AvroDecoder::new(Options::default())))
 }
 
+/// Two decoders with the same history and the event slot the reusing one
+/// decodes into, kept across runs.
+fn reused() -> &'static Mutex<(AvroDecoder, AvroDecoder, Option<ChangeEvent>)> {
+    static R: OnceLock<Mutex<(AvroDecoder, AvroDecoder, Option<ChangeEvent>)>> = OnceLock::new();
+    R.get_or_init(|| {
+        Mutex::new((
+            AvroDecoder::new(Options::default()),
+            AvroDecoder::new(Options::default()),
+            None,
+        ))
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let (key, value) = schema();
     // One decoder for all runs, so its schema cache is exercised too.
@@ -82,5 +95,28 @@ fuzz_target!(|data: &[u8]| {
     let _ = dec.decode_value_shared(value, key.as_ref(), &bytes::Bytes::copy_from_slice(data));
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = dec.decode_value(text, None, &[2, 0, 0]);
+    }
+    drop(dec);
+    // Into a reused event: exactly what the allocating path decodes, or the
+    // same error with the slot emptied.
+    let Ok(mut guard) = reused().lock() else {
+        return;
+    };
+    let (fresh, reusing, slot) = &mut *guard;
+    let datum = bytes::Bytes::copy_from_slice(data);
+    let expected = fresh.decode_value_shared(value, key.as_ref(), &datum);
+    match (
+        expected,
+        reusing.decode_value_shared_into(value, key.as_ref(), &datum, slot),
+    ) {
+        (Ok(e), Ok(())) => assert_eq!(
+            Some(format!("{e:?}")),
+            slot.as_ref().map(|s| format!("{s:?}"))
+        ),
+        (Err(e), Err(g)) => {
+            assert_eq!(e, g);
+            assert!(slot.is_none());
+        }
+        (e, g) => panic!("allocating path {e:?}, reusing path {g:?}"),
     }
 });

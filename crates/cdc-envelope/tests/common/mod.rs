@@ -88,7 +88,7 @@ pub fn captures(file: &'static str) -> Vec<Capture> {
 /// The connector options each capture file was produced with.
 pub fn options_for(file: &str) -> Options {
     let mut props = vec![("topic.prefix", "pgsource")];
-    if file != "types_default.jsonl" {
+    if !file.ends_with("_default.jsonl") {
         props.extend([
             ("decimal.handling.mode", "string"),
             ("time.precision.mode", "connect"),
@@ -98,7 +98,12 @@ pub fn options_for(file: &str) -> Options {
     Options::from_properties(props).expect("valid options")
 }
 
-pub const FILES: [&str; 3] = ["emp_seed.jsonl", "types_default.jsonl", "types_seed.jsonl"];
+pub const FILES: [&str; 4] = [
+    "emp_seed.jsonl",
+    "types_default.jsonl",
+    "types_seed.jsonl",
+    "arrays_default.jsonl",
+];
 
 /// Shows the first difference between two byte strings.
 pub fn diff(a: &[u8], b: &[u8]) -> String {
