@@ -176,9 +176,9 @@ pub const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 /// glibc gives each thread that meets a locked arena a new one (up to 8 per
 /// core), and memory freed into an arena stays with it: with the Tokio
 /// workers, the replication reader and librdkafka's threads all allocating
-/// record buffers, the extra arenas cost about 25 MiB of peak RSS on the
-/// exactly-once source (95–100 → 69–74 MiB over 300k rows,
-/// `docs/benchmarks.md`) for no measured throughput gain. glibc reads the
+/// record buffers, the extra arenas cost 20–28 MiB of peak RSS on the
+/// exactly-once source (77–86 → 59 MiB over 300k rows, `docs/benchmarks.md`)
+/// for 5–10 % more throughput. glibc reads the
 /// setting only when the process starts, hence the exec. Call it first in
 /// `main`, before any thread exists; programs embedding the crates decide
 /// for themselves.
