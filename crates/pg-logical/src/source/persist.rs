@@ -129,24 +129,21 @@ impl Persister {
 
     /// Waits until everything requested is durable (or the store failed).
     pub(crate) async fn wait_durable(&mut self) -> Result<()> {
-        while !self.caught_up() {
+        loop {
             if let Some(e) = self.durable.borrow().error.clone() {
                 return Err(e);
             }
-            if self.durable.changed().await.is_err() {
-                // The task ended: with an error (read below) or aborted.
-                if let Some(e) = self.durable.borrow().error.clone() {
-                    return Err(e);
-                }
+            if self.caught_up() {
+                return Ok(());
+            }
+            // A task that ended after an error left it to read above; one
+            // that ended without a word was aborted.
+            if self.durable.changed().await.is_err() && self.durable.borrow().error.is_none() {
                 return Err(Error::OffsetStore {
                     detail: "the offset store task ended before storing the last offset".into(),
                 });
             }
         }
-        if let Some(e) = self.durable.borrow().error.clone() {
-            return Err(e);
-        }
-        Ok(())
     }
 }
 
