@@ -96,11 +96,6 @@ pub enum Converter {
         encoder: JsonEncoder,
         /// Sink side.
         decoder: JsonDecoder,
-        /// Key and value lengths of the last record encoded: the next
-        /// buffers are allocated at about that size instead of growing by
-        /// doubling (which copies each record several times and leaves up
-        /// to half of every buffer unused while records wait for Kafka).
-        sizes: (usize, usize),
     },
     /// Confluent Avro with a schema registry.
     Avro(Box<AvroRegistryConverter>),
@@ -116,7 +111,6 @@ impl Converter {
             Format::Json => Self::Json {
                 encoder: JsonEncoder::new(options.clone()),
                 decoder: JsonDecoder::new(options.clone()),
-                sizes: (64, 512),
             },
             Format::Avro => {
                 let props = config.props.iter().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -146,19 +140,7 @@ impl Converter {
         event: &ChangeEvent,
     ) -> cdc_envelope::Result<EncodedRecord> {
         match self {
-            Self::Json { encoder, sizes, .. } => {
-                // Room for a few more bytes than last time (variable-length
-                // columns), so a slightly longer record does not double.
-                let mut key = Vec::with_capacity(sizes.0 + 16);
-                let has_key = encoder.encode_key_into(event, &mut key)?;
-                let mut value = Vec::with_capacity(sizes.1 + sizes.1 / 8 + 16);
-                encoder.encode_value_into(event, &mut value)?;
-                *sizes = (key.len(), value.len());
-                Ok(EncodedRecord {
-                    key: has_key.then_some(key),
-                    value: Some(value),
-                })
-            }
+            Self::Json { encoder, .. } => encoder.encode(event),
             Self::Avro(avro) => avro.encode(topic, event).await,
         }
     }

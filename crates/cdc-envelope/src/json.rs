@@ -574,6 +574,12 @@ pub struct JsonEncoder {
     plans: PlanCache<JsonPlan>,
     message_key_schema: Vec<u8>,
     message_value_schema: Vec<u8>,
+    /// Key and value lengths of the last record [`JsonEncoder::encode`]
+    /// built: the next buffers are allocated at about that size instead of
+    /// growing by doubling (which copies each record several times and
+    /// leaves up to half of every buffer unused while records wait for
+    /// Kafka).
+    last_sizes: (usize, usize),
 }
 
 impl JsonEncoder {
@@ -588,6 +594,7 @@ impl JsonEncoder {
             plans: PlanCache::default(),
             message_key_schema,
             message_value_schema,
+            last_sizes: (64, 512),
         }
     }
 
@@ -782,10 +789,14 @@ impl JsonEncoder {
     /// Encodes key and value. Use [`envelope::tombstone_follows`] to know
     /// whether a tombstone (same key, null value) must follow.
     pub fn encode(&mut self, ev: &ChangeEvent) -> Result<EncodedRecord> {
-        let mut key = Vec::new();
+        // Room for a few more bytes than last time (variable-length
+        // columns), so a slightly longer record does not double.
+        let (key_len, value_len) = self.last_sizes;
+        let mut key = Vec::with_capacity(key_len + 16);
         let has_key = self.encode_key_into(ev, &mut key)?;
-        let mut value = Vec::with_capacity(512);
+        let mut value = Vec::with_capacity(value_len + value_len / 8 + 16);
         self.encode_value_into(ev, &mut value)?;
+        self.last_sizes = (key.len(), value.len());
         Ok(EncodedRecord {
             key: has_key.then_some(key),
             value: Some(value),
