@@ -88,8 +88,7 @@ fn main() -> Result<()> {
     // One malloc arena (20–28 MiB less peak RSS); a no-op when the user
     // set MALLOC_ARENA_MAX. Only a failed exec returns, and then the
     // pipeline just runs with glibc's defaults.
-    if std::env::var_os(pg_cdc::runtime::MALLOC_ARENA_MAX).is_none() {
-        let e = pg_cdc::runtime::single_malloc_arena();
+    if let Err(e) = pg_cdc::runtime::single_malloc_arena() {
         eprintln!("note: could not restart with MALLOC_ARENA_MAX=1 ({e}); running with glibc's default arenas");
     }
     tokio::runtime::Builder::new_multi_thread()

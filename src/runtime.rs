@@ -169,9 +169,9 @@ async fn supervise(
 pub const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 
 /// Makes the process run with one glibc malloc arena, unless the user chose
-/// a value: returns at once if `MALLOC_ARENA_MAX` is set, otherwise replaces
-/// the process (same PID, same arguments) with itself started with
-/// `MALLOC_ARENA_MAX=1`, and returns only if that exec failed.
+/// a value: returns `Ok` at once if `MALLOC_ARENA_MAX` is set, otherwise
+/// replaces the process (same PID, same arguments) with itself started with
+/// `MALLOC_ARENA_MAX=1`, and returns only if that exec failed (with why).
 ///
 /// glibc gives each thread that meets a locked arena a new one (up to 8 per
 /// core), and memory freed into an arena stays with it: with the Tokio
@@ -182,17 +182,13 @@ pub const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 /// setting only when the process starts, hence the exec. Call it first in
 /// `main`, before any thread exists; programs embedding the crates decide
 /// for themselves.
-pub fn single_malloc_arena() -> std::io::Error {
+pub fn single_malloc_arena() -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(MALLOC_ARENA_MAX).is_some() {
-        return std::io::Error::other("MALLOC_ARENA_MAX is already set");
+        return Ok(());
     }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    std::process::Command::new(exe)
+    Err(std::process::Command::new(std::env::current_exe()?)
         .args(std::env::args_os().skip(1))
         .env(MALLOC_ARENA_MAX, "1")
-        .exec()
+        .exec())
 }
