@@ -168,6 +168,11 @@ async fn supervise(
 /// malloc arenas it may create.
 pub const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 
+/// The environment variable glibc reads, at start-up only, for the block
+/// size from which `malloc` maps memory of its own instead of using the heap
+/// (setting it also turns off glibc's raising of that size at run time).
+pub const MALLOC_MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
+
 /// Makes the process run with one glibc malloc arena, unless the user chose
 /// a value: returns `Ok` at once if `MALLOC_ARENA_MAX` is set, otherwise
 /// replaces the process (same PID, same arguments) with itself started with
@@ -178,17 +183,28 @@ pub const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 /// workers, the replication reader and librdkafka's threads all allocating
 /// record buffers, the extra arenas cost 20–28 MiB of peak RSS on the
 /// exactly-once source (77–86 → 59 MiB over 300k rows, `docs/benchmarks.md`)
-/// for 5–10 % more throughput. glibc reads the
-/// setting only when the process starts, hence the exec. Call it first in
-/// `main`, before any thread exists; programs embedding the crates decide
-/// for themselves.
+/// for 5–10 % more throughput.
+///
+/// The same exec also sets [`MALLOC_MMAP_THRESHOLD`] to 128 KiB unless it is
+/// set: glibc otherwise raises its threshold to the largest block freed so
+/// far, after which librdkafka's decompressed fetches and the source's
+/// batch vectors (100 KiB – 4 MiB each) come from, and fragment, the heap;
+/// mapped separately they go back to the kernel when freed (end to end,
+/// 300k rows: 63–66 → 60–61 MiB peak RSS, same throughput).
+///
+/// glibc reads these settings only when the process starts, hence the exec.
+/// Call it first in `main`, before any thread exists; programs embedding
+/// the crates decide for themselves.
 pub fn single_malloc_arena() -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(MALLOC_ARENA_MAX).is_some() {
         return Ok(());
     }
-    Err(std::process::Command::new(std::env::current_exe()?)
-        .args(std::env::args_os().skip(1))
-        .env(MALLOC_ARENA_MAX, "1")
-        .exec())
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(std::env::args_os().skip(1))
+        .env(MALLOC_ARENA_MAX, "1");
+    if std::env::var_os(MALLOC_MMAP_THRESHOLD).is_none() {
+        cmd.env(MALLOC_MMAP_THRESHOLD, "131072");
+    }
+    Err(cmd.exec())
 }

@@ -17,6 +17,7 @@
 //! crash between the DLQ acknowledgement and the database commit redoes the
 //! batch and may dead-letter a record twice, never lose it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,63 @@ fn subscription(config: &ConnectorConfig) -> Result<Vec<String>> {
     }
 }
 
+/// Bytes per fetch (compressed), per partition and in all; see
+/// [`consumer_defaults`].
+const FETCH_BYTES: u64 = 128 * 1024;
+const FETCH_BYTES_STR: &str = "131072";
+
+/// The sink consumer's memory-bounding defaults, each overridable.
+fn consumer_defaults(props: &mut BTreeMap<String, String>) {
+    let user_set = props.contains_key("consumer.override.message.max.bytes");
+    // librdkafka prefetches up to 64 MiB per consumer by default; the sink
+    // applies one batch at a time, so a smaller prefetch keeps the process
+    // small (measured in `cargo xtask bench`, 300k rows: peak RSS 282 MiB at
+    // the default, 217–234 MiB with 8 MiB, 115 MiB with 1 MiB, at the same
+    // throughput). With the queue that small it is often full, and
+    // librdkafka then postpones the partition's next fetch by
+    // `fetch.queue.backoff.ms` (default 1 s): the sink applied ~6,500
+    // records and sat idle for a second, over and over (2.2× slower end to
+    // end).
+    //
+    // The fetch size is in *compressed* bytes, and librdkafka decompresses a
+    // whole fetch response at once: Debezium's JSON events carry a 3 KB
+    // schema each and LZ4 shrinks them about 26×, so a 1 MB fetch held
+    // ~40 MB of decompressed batches (heaptrack: 41 of 50 MB peak heap in
+    // `rd_kafka_lz4_decompress`). Over 200k records, the sink alone peaks
+    // at 61–64 MiB RSS with 1 MiB fetches (58k rows/s), 33 MiB with 256 KiB
+    // (55–61k rows/s) and 27–28 MiB with 128 KiB (50–52k rows/s); end to
+    // end, where the source sets the pace, 128 KiB saves 5 MiB at the same
+    // rate, and that keeps the whole pipeline within 64 MiB. Kafka still returns a first batch
+    // larger than the limit whole (KIP-74), so no record is too big to
+    // consume. `message.max.bytes` only bounds this consumer's own requests
+    // here; librdkafka requires it ≤ `fetch.max.bytes`. Overridable as usual.
+    for (k, v) in [
+        ("consumer.override.queued.max.messages.kbytes", "1024"),
+        ("consumer.override.fetch.max.bytes", FETCH_BYTES_STR),
+        (
+            "consumer.override.max.partition.fetch.bytes",
+            FETCH_BYTES_STR,
+        ),
+        ("consumer.override.message.max.bytes", FETCH_BYTES_STR),
+        ("consumer.override.fetch.queue.backoff.ms", "10"),
+    ] {
+        props.entry(k.into()).or_insert_with(|| v.into());
+    }
+    // A smaller `fetch.max.bytes` set by the user lowers the request bound with
+    // it, instead of failing librdkafka's check.
+    if !user_set {
+        let fetch = props
+            .get("consumer.override.fetch.max.bytes")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(fetch) = fetch.filter(|&f| f < FETCH_BYTES) {
+            props.insert(
+                "consumer.override.message.max.bytes".into(),
+                fetch.max(1000).to_string(),
+            );
+        }
+    }
+}
+
 /// Runs the sink connector until `shutdown` turns true or it fails.
 pub async fn run_sink(
     config: ConnectorConfig,
@@ -103,22 +161,7 @@ pub async fn run_sink(
             .entry("librdkafka.topic.metadata.refresh.interval.ms".into())
             .or_insert_with(|| "2000".into());
     }
-    // librdkafka prefetches up to 64 MiB per consumer by default; the sink
-    // applies one batch at a time, so a smaller prefetch keeps the process
-    // small (measured in `cargo xtask bench`, 300k rows: peak RSS 282 MiB at
-    // the default, 217–234 MiB with 8 MiB, 115 MiB with 1 MiB, at the same
-    // throughput). With the queue that small it is often full, and
-    // librdkafka then postpones the partition's next fetch by
-    // `fetch.queue.backoff.ms` (default 1 s): the sink applied ~6,500
-    // records and sat idle for a second, over and over (2.2× slower end to
-    // end). Overridable as usual.
-    for (k, v) in [
-        ("consumer.override.queued.max.messages.kbytes", "1024"),
-        ("consumer.override.fetch.max.bytes", "1048576"),
-        ("consumer.override.fetch.queue.backoff.ms", "10"),
-    ] {
-        props.entry(k.into()).or_insert_with(|| v.into());
-    }
+    consumer_defaults(&mut props);
     let sink_config = SinkConfig::from_properties(&props)?;
     let options = Options::from_map(&props)?;
     let kafka = KafkaConfig::from_properties(&props)?;
@@ -276,6 +319,44 @@ mod tests {
         );
         assert!(subscription(&cfg(&[])).is_err());
         assert!(subscription(&cfg(&[("topics", "a"), ("topics.regex", "b")])).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn consumer_defaults_bound_fetches_and_yield_to_the_user() -> Result<()> {
+        let get = |p: &BTreeMap<String, String>, k: &str| {
+            p.get(&format!("consumer.override.{k}")).cloned()
+        };
+        let mut p = BTreeMap::new();
+        consumer_defaults(&mut p);
+        assert_eq!(get(&p, "fetch.max.bytes").as_deref(), Some("131072"));
+        assert_eq!(
+            get(&p, "max.partition.fetch.bytes").as_deref(),
+            Some("131072")
+        );
+        assert_eq!(get(&p, "message.max.bytes").as_deref(), Some("131072"));
+        // The user's values win, and librdkafka's message.max.bytes <=
+        // fetch.max.bytes rule follows a smaller fetch.
+        let mut p = BTreeMap::from([(
+            "consumer.override.fetch.max.bytes".to_string(),
+            "65536".to_string(),
+        )]);
+        consumer_defaults(&mut p);
+        assert_eq!(get(&p, "fetch.max.bytes").as_deref(), Some("65536"));
+        assert_eq!(get(&p, "message.max.bytes").as_deref(), Some("65536"));
+        let mut p = BTreeMap::from([
+            (
+                "consumer.override.fetch.max.bytes".to_string(),
+                "52428800".to_string(),
+            ),
+            (
+                "consumer.override.message.max.bytes".to_string(),
+                "2000000".to_string(),
+            ),
+        ]);
+        consumer_defaults(&mut p);
+        assert_eq!(get(&p, "fetch.max.bytes").as_deref(), Some("52428800"));
+        assert_eq!(get(&p, "message.max.bytes").as_deref(), Some("2000000"));
         Ok(())
     }
 }

@@ -587,8 +587,11 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bytes of encoded records an exactly-once source gathers for its next
 /// transaction while one commits, unless `max.queue.size.in.bytes` says
-/// otherwise.
-pub const DEFAULT_GROUP_BYTES: usize = 8 << 20;
+/// otherwise. 6 MiB measured as fast as 8 MiB (62–63k vs 58k rows/s, 300k
+/// rows) and keeps the pipeline with both connectors within 64 MiB; the
+/// bytes are held twice at the peak (this group, and the previous one's
+/// copies in librdkafka until they are acknowledged).
+pub const DEFAULT_GROUP_BYTES: usize = 6 << 20;
 
 /// `max.queue.size.in.bytes`: Debezium's byte bound on buffered change
 /// events; 0 (Debezium's default, "no byte bound") means

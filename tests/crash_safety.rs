@@ -227,15 +227,17 @@ async fn sigkill_during_workload_loses_and_duplicates_nothing() -> TestResult {
             )
             .into());
         }
-        // The binary re-executes itself with one malloc arena, keeping its
-        // PID (so this SIGKILL reaches the running pipeline).
+        // The binary re-executes itself with one malloc arena and a fixed
+        // mmap threshold, keeping its PID (so this SIGKILL reaches the
+        // running pipeline).
         let environ = std::fs::read(format!("/proc/{}/environ", child.id()))?;
-        assert!(
-            environ
-                .split(|&b| b == 0)
-                .any(|kv| kv == b"MALLOC_ARENA_MAX=1"),
-            "the pipeline runs without MALLOC_ARENA_MAX=1"
-        );
+        for wanted in [&b"MALLOC_ARENA_MAX=1"[..], b"MALLOC_MMAP_THRESHOLD_=131072"] {
+            assert!(
+                environ.split(|&b| b == 0).any(|kv| kv == wanted),
+                "the pipeline runs without {}",
+                String::from_utf8_lossy(wanted)
+            );
+        }
         child.kill()?; // SIGKILL
         child.wait()?;
         kills += 1;

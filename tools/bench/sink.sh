@@ -1,0 +1,17 @@
+#!/bin/bash
+# usage: ROWS=N tools/bench/sink.sh TOPIC_PREFIX TARGET_DB [--sink-set K=V ...]   sink only, over the topics a source.sh run left (its "prefix" line)
+# Hand A/B measurement (sink-only), used for the comparisons in docs/benchmarks.md.
+# Needs `cargo xtask services up` (default ports) and a release build of the
+# pipeline example; PIPELINE=<binary> picks another build, PERF=<prefix> wraps
+# it (e.g. "heaptrack -o /tmp/ht"), LOG sets RUST_LOG. Not part of the test suite.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export PGPASSWORD=cdc
+P=$1; DB=$2; shift 2; R=${ROWS:-300000}
+psql -h 127.0.0.1 -p 55433 -U cdc -d bf_target -qAt -c "create database $DB" 2>/dev/null
+sed "s/pg-sink-connector/sinkmem-$DB/" $ROOT/config/postg-sink-connector.json > /tmp/sink_$DB.json
+RUST_LOG=${LOG:-warn} ${PERF} ${PIPELINE:-$ROOT/target/release/examples/pipeline} --sink /tmp/sink_$DB.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/sinkmem_dd --sink-set "topics.regex=$P\\.public\\..*" --sink-set connection.url=jdbc:postgresql://127.0.0.1:55433/$DB "$@" > /tmp/sinkmem.log 2>&1 &
+PID=$!; S=$(date +%s.%N)
+while true; do C=$(psql -h 127.0.0.1 -p 55433 -U cdc -d $DB -qAt -c "select count(*) from employees" 2>/dev/null); [ "$C" = "$R" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/sinkmem.log; break; }; [ $(echo "$(date +%s.%N) - $S > 180" | bc) = 1 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
+E=$(date +%s.%N)
+echo "sink: $(echo "$R / ($E - $S)" | bc) rows/s, $(grep VmHWM /proc/$PID/status)"
+kill -INT $PID; wait $PID

@@ -1,0 +1,24 @@
+#!/bin/bash
+# usage: tools/bench/source.sh ROWS [--source-set K=V ...]   prints pg_recvlogical and pg-cdc rows/s, CPU ticks, VmHWM
+# Hand A/B measurement (source-only), used for the comparisons in docs/benchmarks.md.
+# Needs `cargo xtask services up` (default ports) and a release build of the
+# pipeline example; PIPELINE=<binary> picks another build, PERF=<prefix> wraps
+# it (e.g. "heaptrack -o /tmp/ht"), LOG sets RUST_LOG. Not part of the test suite.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export PGPASSWORD=cdc; ROWS=$1; shift
+N=$RANDOM$RANDOM; DB=meas_$N; Q="psql -h 127.0.0.1 -p 55432 -U cdc -qAt"
+$Q -d bf_source -c "create database $DB"
+$Q -d $DB -c "CREATE TABLE employees (emp_id SERIAL PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(100), department VARCHAR(50), salary DECIMAL(10,2), hire_date DATE, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP); CREATE PUBLICATION pub_$N FOR TABLE employees;" -c "select pg_create_logical_replication_slot('slot_$N','pgoutput')" -c "select pg_create_logical_replication_slot('rl_$N','pgoutput')" >/dev/null
+for i in $(seq 1 $((ROWS/10000))); do $Q -d $DB -c "INSERT INTO employees (name,email,department,salary,hire_date) SELECT 'name '||g, 'e'||g||'@x.com', 'Engineering', 1000+g, '2024-01-01' FROM generate_series(1,10000) g"; done
+END=$($Q -d $DB -c "select pg_current_wal_lsn()")
+S=$(date +%s.%N); pg_recvlogical -h 127.0.0.1 -p 55432 -U cdc -d $DB -S rl_$N --start -o proto_version=1 -o publication_names=pub_$N -E $END -f /dev/null --no-loop; E=$(date +%s.%N)
+echo "pg_recvlogical: $(echo "$ROWS / ($E - $S)" | bc) rows/s"
+P=${PIPELINE:-$ROOT/target/release/examples/pipeline}
+RUST_LOG=${LOG:-warn} ${PERF} $P --source $ROOT/config/postg-source-connector.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/meas_data_$N --source-set database.hostname=127.0.0.1 --source-set database.port=55432 --source-set database.dbname=$DB --source-set slot.name=slot_$N --source-set publication.name=pub_$N --source-set publication.autocreate.mode=disabled --source-set snapshot.mode=no_data --source-set topic.prefix=m$N --source-set status.update.interval.ms=100 "$@" > /tmp/meas_run.log 2>&1 &
+PID=$!; S=$(date +%s.%N); FIRST=""; echo "prefix m$N started at $(date -u +%H:%M:%S.%N)"
+while true; do L=$($Q -d $DB -c "select confirmed_flush_lsn >= '$END', confirmed_flush_lsn > '0/0' and confirmed_flush_lsn <> (select restart_lsn from pg_replication_slots where slot_name='rl_$N') from pg_replication_slots where slot_name='slot_$N'"); [ "${L%%|*}" = "t" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/meas_run.log; break; }; sleep 0.05; done
+E=$(date +%s.%N)
+T=$(awk '{print $14+$15}' /proc/$PID/stat); HWM=$(grep VmHWM /proc/$PID/status)
+echo "pg-cdc: $(echo "$ROWS / ($E - $S)" | bc) rows/s from start ($(echo "$E - $S" | bc) s), cpu ticks $T, $HWM"
+kill -INT $PID; wait $PID 2>/dev/null
+$Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"
