@@ -224,11 +224,11 @@ pub enum Error {
         message: String,
     },
 
-    /// The registry refused the credentials (HTTP 401 or 403).
+    /// The registry refused the credentials (HTTP 401: missing or wrong) or
+    /// the user (HTTP 403: authenticated, not allowed to do this).
     #[error(
-        "schema registry at {url} refused the request (HTTP {status}): check \
-         basic.auth.credentials.source and basic.auth.user.info (or the credentials in \
-         schema.registry.url) and the user's permissions"
+        "schema registry at {url} refused the request (HTTP {status}): {}",
+        unauthorized_hint(*status)
     )]
     RegistryUnauthorized {
         /// The registry URL (without credentials).
@@ -355,6 +355,18 @@ impl Error {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do about a 401 (who are you?) or a 403 (you may not).
+fn unauthorized_hint(status: u16) -> &'static str {
+    if status == 403 {
+        "the credentials were accepted but this user may not perform this request; grant the \
+         user the registry role it needs (read for the sink, write to register schemas) or \
+         configure another user in basic.auth.user.info"
+    } else {
+        "the credentials are missing or wrong; check basic.auth.credentials.source and \
+         basic.auth.user.info (or the credentials in schema.registry.url)"
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -376,6 +376,16 @@ mod tests {
                 "{e}"
             );
             assert!(e.to_string().contains("basic.auth.user.info"), "{e}");
+            // 401 and 403 ask for different fixes.
+            let (says, not) = if status == 401 {
+                ("missing or wrong", "may not perform")
+            } else {
+                ("may not perform", "missing or wrong")
+            };
+            assert!(
+                e.to_string().contains(says) && !e.to_string().contains(not),
+                "{e}"
+            );
         }
         let e = error_from_response(&reg, URL, 503, b"<html>upstream down</html>");
         assert!(e.is_retriable(), "{e}");
