@@ -86,8 +86,8 @@ fn main() -> Result<()> {
     // Parsed first so `--help` and bad flags answer without an exec.
     let args = Args::parse();
     // One malloc arena and a fixed mmap threshold (23–31 MiB less peak
-    // RSS); a no-op when the user set MALLOC_ARENA_MAX. Only a failed exec returns, and then the
-    // pipeline just runs with glibc's defaults.
+    // RSS); a no-op when the user set MALLOC_ARENA_MAX. Only a failed exec
+    // returns, and then the pipeline just runs with glibc's defaults.
     if let Err(e) = pg_cdc::runtime::single_malloc_arena() {
         eprintln!("note: could not restart with MALLOC_ARENA_MAX=1 ({e}); running with glibc's default arenas");
     }

@@ -190,7 +190,7 @@ pub const MALLOC_MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
 /// far, after which librdkafka's decompressed fetches and the source's
 /// batch vectors (100 KiB – 4 MiB each) come from, and fragment, the heap;
 /// mapped separately they go back to the kernel when freed (end to end,
-/// 300k rows: 63–66 → 60–61 MiB peak RSS, same throughput).
+/// 200k rows: 63–66 → 60–61 MiB peak RSS, same throughput).
 ///
 /// glibc reads these settings only when the process starts, hence the exec.
 /// Call it first in `main`, before any thread exists; programs embedding

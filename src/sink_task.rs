@@ -90,7 +90,6 @@ fn subscription(config: &ConnectorConfig) -> Result<Vec<String>> {
 /// Bytes per fetch (compressed), per partition and in all; see
 /// [`consumer_defaults`].
 const FETCH_BYTES: u64 = 128 * 1024;
-const FETCH_BYTES_STR: &str = "131072";
 
 /// The sink consumer's memory-bounding defaults, each overridable.
 fn consumer_defaults(props: &mut BTreeMap<String, String>) {
@@ -113,18 +112,20 @@ fn consumer_defaults(props: &mut BTreeMap<String, String>) {
     // at 61–64 MiB RSS with 1 MiB fetches (58k rows/s), 33 MiB with 256 KiB
     // (55–61k rows/s) and 27–28 MiB with 128 KiB (50–52k rows/s); end to
     // end, where the source sets the pace, 128 KiB saves 5 MiB at the same
-    // rate, and that keeps the whole pipeline within 64 MiB. Kafka still returns a first batch
-    // larger than the limit whole (KIP-74), so no record is too big to
-    // consume. `message.max.bytes` only bounds this consumer's own requests
-    // here; librdkafka requires it ≤ `fetch.max.bytes`. Overridable as usual.
+    // rate, and that keeps the whole pipeline within 64 MiB. Kafka still
+    // returns a first batch larger than the limit whole (KIP-74), so no
+    // record is too big to consume. `message.max.bytes` only bounds this
+    // consumer's own requests here; librdkafka requires it ≤
+    // `fetch.max.bytes`. Overridable as usual.
+    let default_fetch = FETCH_BYTES.to_string();
     for (k, v) in [
         ("consumer.override.queued.max.messages.kbytes", "1024"),
-        ("consumer.override.fetch.max.bytes", FETCH_BYTES_STR),
+        ("consumer.override.fetch.max.bytes", &default_fetch),
         (
             "consumer.override.max.partition.fetch.bytes",
-            FETCH_BYTES_STR,
+            &default_fetch,
         ),
-        ("consumer.override.message.max.bytes", FETCH_BYTES_STR),
+        ("consumer.override.message.max.bytes", &default_fetch),
         ("consumer.override.fetch.queue.backoff.ms", "10"),
     ] {
         props.entry(k.into()).or_insert_with(|| v.into());
