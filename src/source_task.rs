@@ -12,7 +12,7 @@
 //! ```
 //!
 //! **Exactly-once** follows Kafka Connect's exactly-once source support
-//! (KIP-618): each poll's records and the source offset that covers them
+//! (KIP-618): a batch of records and the source offset that covers them
 //! are committed in one Kafka transaction (`transactional.id`
 //! `pg-cdc-<connector>-<topic.prefix>-0`, offsets on `offsets.storage.topic`). The offset
 //! to commit is the one the replication source computes when it is
@@ -31,7 +31,7 @@
 //! produced for it and before it is acknowledged by Kafka (DESIGN.md rule
 //! 1); a crash replays at most the unacknowledged tail.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -585,13 +585,14 @@ impl Drop for SourceGauges {
 /// How often [`SourceGauges`] publishes.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Bytes of encoded records an exactly-once source gathers for its next
-/// transaction while one commits, unless `max.queue.size.in.bytes` says
-/// otherwise. 6 MiB measured as fast as 8 MiB (62–63k vs 58k rows/s, 300k
-/// rows) and keeps the pipeline with both connectors within 64 MiB; the
-/// bytes are held twice at the peak (this group, and the previous one's
-/// copies in librdkafka until they are acknowledged).
-pub const DEFAULT_GROUP_BYTES: usize = 6 << 20;
+/// Key and value bytes of one exactly-once transaction, unless
+/// `max.queue.size.in.bytes` says otherwise. Records are sent as they are
+/// routed, so librdkafka holds this much at most (its copies, until
+/// acknowledged), plus the quarter of it routed while the previous
+/// transaction commits. 12 MiB: 300k rows end to end at 27–30k rows/s in
+/// 58 MiB peak RSS, against 22–25k rows/s in 49 MiB at 6 MiB
+/// (`tools/bench/e2e.sh 300000 --source-set max.queue.size.in.bytes=N`).
+pub const DEFAULT_GROUP_BYTES: usize = 12 << 20;
 
 /// `max.queue.size.in.bytes`: Debezium's byte bound on buffered change
 /// events; 0 (Debezium's default, "no byte bound") means
@@ -610,6 +611,29 @@ fn group_bytes(config: &ConnectorConfig) -> Result<usize> {
         }
         .into()),
     }
+}
+
+/// `producer.override.queue.buffering.max.kbytes` unless set: what
+/// librdkafka may hold of produced, unacknowledged messages.
+///
+/// librdkafka's own default is 1 GB (the Java producer's `buffer.memory` is
+/// 32 MB). An at-least-once source sends as fast as it reads, so that queue
+/// is its only bound: 300k Debezium JSON events peaked at 119 MiB RSS with
+/// the default queue; with 16 MiB at 60 MiB, at the same rate (75k rows/s;
+/// 6 MiB slowed it to 59k; `tools/bench/source.sh 300000 --source-set
+/// exactly.once.source.support=disabled`). An exactly-once source holds at
+/// most one transaction there, so the bound is never below its group.
+fn producer_defaults(
+    props: &BTreeMap<String, String>,
+    group_bytes: usize,
+) -> BTreeMap<String, String> {
+    const KEY: &str = "producer.override.queue.buffering.max.kbytes";
+    let mut props = props.clone();
+    let kbytes = (16 * 1024).max(group_bytes.div_ceil(1024) + 1024);
+    props
+        .entry(KEY.into())
+        .or_insert_with(|| kbytes.to_string());
+    props
 }
 
 /// Latency and lag gauges of one connector.
@@ -648,7 +672,8 @@ pub async fn run_source(
     let source_config = SourceConfig::from_properties(&config.props)?;
     let delivery = SourceDelivery::from_config(&config)?;
     let options = Options::from_map(&config.props)?;
-    let kafka = KafkaConfig::from_properties(&config.props)?;
+    let group_bytes = group_bytes(&config)?;
+    let kafka = KafkaConfig::from_properties(&producer_defaults(&config.props, group_bytes))?;
     let reporter = Arc::new(ErrorReporter::new(&kafka, &name, 0).await?);
     let batch = config
         .props
@@ -731,7 +756,7 @@ pub async fn run_source(
             let group = GroupLimit {
                 events: source_config.max_queue_size.max(batch),
                 step: batch,
-                bytes: group_bytes(&config)?,
+                bytes: group_bytes,
             };
             let source = PgSource::start(source_config, store).await?;
             let _gauges = started(&ctx, &name, &source, "exactly-once");
@@ -742,6 +767,7 @@ pub async fn run_source(
                 boundary,
                 batch,
                 group,
+                typical: 0,
             };
             eos.run(router, source, ctx, shutdown).await
         }
@@ -894,13 +920,14 @@ struct ExactlyOnce {
     committed: Option<String>,
     boundary: Boundary,
     batch: usize,
-    /// How much of what arrives while a transaction commits goes into the
-    /// next one.
+    /// How large one transaction grows (a [`COMMIT_SHARE`] of it is
+    /// routed while the previous one commits).
     group: GroupLimit,
+    /// Average key and value bytes of the last transaction's records.
+    typical: usize,
 }
 
-/// The bound on what an exactly-once source gathers for its next
-/// transaction while one commits.
+/// The bound on one exactly-once transaction.
 #[derive(Debug, Clone, Copy)]
 struct GroupLimit {
     /// At most this many events (`max.queue.size`) ...
@@ -912,30 +939,37 @@ struct GroupLimit {
 }
 
 impl GroupLimit {
-    /// How many more events `poll` takes now: what the byte budget has
-    /// room for at the records' average size so far (so one step does not
-    /// overshoot it by a whole `max.batch.size`), at least one.
-    fn room(self, poll: &Poll) -> usize {
-        if poll.bytes >= self.bytes {
+    /// How many more events to take now into a group that holds `records`
+    /// records of `bytes` key and value bytes: what the byte budget has
+    /// room for at the records' average size so far — `typical` bytes
+    /// (0: unknown) for an empty group — so one step does not overshoot it
+    /// by a whole `max.batch.size`; at least one; 0 when the group is full.
+    fn room(self, records: usize, bytes: usize, typical: usize) -> usize {
+        if bytes >= self.bytes {
             return 0;
         }
-        let by_bytes = match poll.out.len() {
+        let average = match records {
+            0 => typical,
+            n => bytes.div_ceil(n),
+        };
+        let by_bytes = match average {
             0 => usize::MAX,
-            n => ((self.bytes - poll.bytes) / poll.bytes.div_ceil(n).max(1)).max(1),
+            a => ((self.bytes - bytes) / a).max(1),
         };
         self.events
-            .saturating_sub(poll.out.len())
+            .saturating_sub(records)
             .min(self.step)
             .min(by_bytes)
     }
 }
 
 impl ExactlyOnce {
-    /// The loop: route a poll's events, send them in one transaction, hand
-    /// the source the position, commit with the offset it returns — and,
-    /// while the broker commits, route the events of the next poll (the
-    /// commit is mostly waiting: for the last produce acknowledgements and
-    /// the coordinator's `EndTxn`).
+    /// The loop: route the source's events and send them into one
+    /// transaction while the source has them ready (up to the group limit),
+    /// hand the source the position, commit with the offset it returns —
+    /// and, while the broker commits, route the first events of the next
+    /// transaction (the commit is mostly waiting: for the last produce
+    /// acknowledgements and the coordinator's `EndTxn`).
     async fn run(
         mut self,
         mut router: Router,
@@ -1010,16 +1044,13 @@ impl ExactlyOnce {
                 continue;
             }
             let started = poll.started;
-            let last = poll.last.take();
             match self
-                .transaction(&mut router, &mut source, &mut buf, &mut poll, last)
+                .transaction(&mut router, &mut source, &mut buf, &mut poll)
                 .await
             {
-                Ok(()) => {}
+                Ok(Some(p)) => observed.durable(p, started),
+                Ok(None) => {}
                 Err(e) => break Err(e),
-            }
-            if let Some(p) = last {
-                observed.durable(p, started);
             }
         };
         // Stop the source; it stores its final offset, which needs no new
@@ -1046,27 +1077,61 @@ impl ExactlyOnce {
         Ok(())
     }
 
-    /// Sends `poll`'s records in one transaction and commits it with the
-    /// offset the source computes for `last` (acknowledged here). While the
-    /// commit runs, the next poll's events are routed into `poll` (up to
-    /// `max.batch.size`); they go into the next transaction.
+    /// Sends `poll`'s records in one transaction — and, with
+    /// `transaction.boundary=poll`, whatever else the source has ready, routed
+    /// and sent as it comes, up to the group limit — then commits it with the
+    /// offset the source computes for the last change (acknowledged here).
+    /// While the commit runs, the next events are routed into `poll` (up to
+    /// the group limit); they go into the next transaction. Returns the
+    /// progress of the last change committed.
     async fn transaction(
         &mut self,
         router: &mut Router,
         source: &mut PgSource,
         buf: &mut Vec<SourceEvent>,
         poll: &mut Poll,
-        last: Option<Progress>,
-    ) -> Result<()> {
+    ) -> Result<Option<Progress>> {
         let t0 = Instant::now();
-        let records = poll.out.len();
         let limit = self.group;
-        poll.bytes = 0;
         let mut txn = self.producer.begin()?;
-        for rec in poll.out.drain(..) {
-            if let Err(e) = txn.send(&rec.record()).await {
-                router.refused(&rec, e).await?;
+        // Sending as the events are routed lets librdkafka compress and ship
+        // them meanwhile, so the commit only waits for the tail: the commit
+        // used to wait 16 ms (median) for a group's deliveries, with the
+        // task idle once the next group was routed.
+        let mut sent = Sent::default();
+        let mut last = None;
+        loop {
+            last = poll.last.take().or(last);
+            poll.bytes = 0;
+            for rec in poll.out.drain(..) {
+                sent.records += 1;
+                sent.bytes += rec.len();
+                if let Err(e) = txn.send(&rec.record()).await {
+                    router.refused(&rec, e).await?;
+                }
             }
+            if !matches!(self.boundary, Boundary::Poll) {
+                break;
+            }
+            let room = limit.room(sent.records, sent.bytes, self.typical);
+            if room == 0 {
+                break;
+            }
+            // Only what is ready now: an idle source commits at once. A
+            // source error or end is left for the next receive (the stream
+            // repeats it).
+            match source.recv_many(buf, room).now_or_never() {
+                Some(Ok(n)) if n > 0 => {
+                    if let Err(e) = poll.route(router, buf).await {
+                        txn.abort().await?;
+                        return Err(e);
+                    }
+                }
+                _ => break,
+            }
+        }
+        if sent.records > 0 {
+            self.typical = sent.bytes.div_ceil(sent.records);
         }
         let t1 = Instant::now();
         let (text, reply) = match last {
@@ -1074,7 +1139,10 @@ impl ExactlyOnce {
             None => match self.committed.clone() {
                 Some(text) => (text, None),
                 // No offset yet to commit them with; they carry no data.
-                None => return Ok(txn.abort().await?),
+                None => {
+                    txn.abort().await?;
+                    return Ok(None);
+                }
             },
             Some(progress) => {
                 // Acknowledged only now, after the sends: the source's offset
@@ -1085,7 +1153,10 @@ impl ExactlyOnce {
                 match tokio::time::timeout(OFFSET_WAIT, self.requests.recv()).await {
                     Ok(Some((offset, reply))) => (offset.to_text(), Some(reply)),
                     // The source stopped (its error comes with the next receive).
-                    Ok(None) => return Ok(txn.abort().await?),
+                    Ok(None) => {
+                        txn.abort().await?;
+                        return Ok(None);
+                    }
                     Err(_) => {
                         tracing::warn!(
                             connector = %router.name, position = ?progress.position,
@@ -1106,8 +1177,12 @@ impl ExactlyOnce {
         // is left for the next receive (the stream repeats it).
         let mut routing = true;
         let mut route_error = None;
+        let meanwhile = GroupLimit {
+            bytes: limit.bytes / COMMIT_SHARE,
+            ..limit
+        };
         let committed = loop {
-            let room = limit.room(poll);
+            let room = meanwhile.room(poll.out.len(), poll.bytes, self.typical);
             tokio::select! {
                 biased;
                 r = &mut commit => break r,
@@ -1124,23 +1199,11 @@ impl ExactlyOnce {
                 }
             }
         };
-        if routing && committed.is_ok() {
-            // Top the next poll up with what is already queued (no wait).
-            let room = limit.room(poll);
-            if room > 0 {
-                if let Some(Ok(n)) = source.recv_many(buf, room).now_or_never() {
-                    if n > 0 {
-                        if let Err(e) = poll.route(router, buf).await {
-                            route_error = Some(e);
-                        }
-                    }
-                }
-            }
-        }
         match committed {
             Ok(()) => {
                 tracing::debug!(
-                    records,
+                    records = sent.records,
+                    bytes = sent.bytes,
                     send_ms = (t1 - t0).as_secs_f64() * 1e3,
                     offset_ms = (t2 - t1).as_secs_f64() * 1e3,
                     commit_ms = t2.elapsed().as_secs_f64() * 1e3,
@@ -1151,7 +1214,7 @@ impl ExactlyOnce {
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
-                route_error.map_or(Ok(()), Err)
+                route_error.map_or(Ok(last), Err)
             }
             Err(e) => {
                 if let Some(reply) = reply {
@@ -1161,6 +1224,18 @@ impl ExactlyOnce {
             }
         }
     }
+}
+
+/// Of a group's byte budget, the share routed while the previous
+/// transaction commits (1/`COMMIT_SHARE`); the rest is routed and sent
+/// into the open transaction.
+const COMMIT_SHARE: usize = 4;
+
+/// Records and key/value bytes sent in the open transaction.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    records: usize,
+    bytes: usize,
 }
 
 /// The events of one poll, routed and waiting for their transaction.
@@ -1257,32 +1332,20 @@ mod tests {
             step: 4,
             bytes: 1000,
         };
-        let mut poll = Poll {
-            out: Vec::new(),
-            last: None,
-            started: Instant::now(),
-            bytes: 0,
-        };
-        assert_eq!(limit.room(&poll), 4, "one step at a time");
+        assert_eq!(limit.room(0, 0, 0), 4, "one step at a time");
+        assert_eq!(limit.room(0, 0, 400), 2, "the last group's record size");
         let rec = Outgoing {
             topic: "t".into(),
             key: Some(vec![0; 5]),
             value: Some(vec![0; 15]),
             headers: Vec::new(),
         };
-        for _ in 0..8 {
-            poll.bytes += rec.len();
-            poll.out.push(rec.clone());
-        }
-        assert_eq!(limit.room(&poll), 2, "the event bound");
-        poll.out.truncate(4);
-        poll.bytes = 1000;
-        assert_eq!(limit.room(&poll), 0, "the byte budget is spent");
+        assert_eq!(limit.room(8, 8 * rec.len(), 0), 2, "the event bound");
+        assert_eq!(limit.room(4, 1000, 0), 0, "the byte budget is spent");
         // 4 records of 200 bytes: room for one more in the last 200 bytes.
-        poll.bytes = 800;
-        assert_eq!(limit.room(&poll), 1, "the budget at the average size");
-        poll.bytes = 990;
-        assert_eq!(limit.room(&poll), 1, "at least one while under budget");
+        assert_eq!(limit.room(4, 800, 0), 1, "the budget at the average size");
+        assert_eq!(limit.room(4, 990, 0), 1, "at least one while under budget");
+        assert_eq!(limit.room(10, 10, 0), 0, "the event bound is reached");
     }
 
     #[test]
@@ -1335,6 +1398,24 @@ mod tests {
         assert!(
             matches!(both, Err(ConfigError::Property { ref key, .. }) if key == "exactly.once.support")
         );
+    }
+
+    #[test]
+    fn producer_queue_is_bounded_unless_the_user_bounds_it() {
+        let none = BTreeMap::new();
+        let key = "producer.override.queue.buffering.max.kbytes";
+        assert_eq!(producer_defaults(&none, DEFAULT_GROUP_BYTES)[key], "16384");
+        // Never below an exactly-once group (plus room for its markers).
+        assert_eq!(producer_defaults(&none, 64 << 20)[key], "66560");
+        let user: BTreeMap<String, String> = [(key.to_string(), "2048".to_string())].into();
+        assert_eq!(producer_defaults(&user, DEFAULT_GROUP_BYTES)[key], "2048");
+        let kafka = KafkaConfig::from_properties(&producer_defaults(
+            &[("bootstrap.servers".to_string(), "127.0.0.1:9".to_string())].into(),
+            DEFAULT_GROUP_BYTES,
+        ))
+        .expect("valid");
+        let pc = kafka.producer_config().expect("producer");
+        assert_eq!(pc.get("queue.buffering.max.kbytes"), Some("16384"));
     }
 
     #[test]

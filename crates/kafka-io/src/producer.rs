@@ -968,18 +968,29 @@ impl Transaction<'_> {
         .await?;
         let p = self.producer.inner.clone();
         let timeout = self.producer.timeout;
+        let tid = id.clone();
         let result = blocking(move || {
             // rust-rdkafka's commit_transaction flushes first, and its flush
             // polls in 100 ms steps (busy-waiting below 1 ms): every commit
             // would take ≥ 100 ms. Wait here for the threaded producer's own
             // poll thread to see every delivery, sleeping in short steps, so
             // the flush inside commit finds nothing outstanding.
-            let deadline = Instant::now() + timeout;
+            let started = Instant::now();
+            let deadline = started + timeout;
             while p.in_flight_count() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(500));
             }
-            p.commit_transaction(timeout)
-                .map_err(Error::transaction("commit"))
+            let delivered = Instant::now();
+            let result = p
+                .commit_transaction(timeout)
+                .map_err(Error::transaction("commit"));
+            tracing::debug!(
+                transactional_id = %tid,
+                deliveries_ms = (delivered - started).as_secs_f64() * 1e3,
+                end_txn_ms = delivered.elapsed().as_secs_f64() * 1e3,
+                "transaction commit"
+            );
+            result
         })
         .await;
         self.open = false;
