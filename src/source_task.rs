@@ -57,7 +57,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::connector::{ConfigError, ConnectorConfig};
-use crate::converter::Converter;
+use crate::converter::{Converter, Spare};
 use crate::dead_letter::DeadLetters;
 use crate::error::{Error, Result};
 use crate::metrics::{ConnectorLabels, EventCounters, Metrics, SnapshotLabels};
@@ -289,6 +289,8 @@ struct Router {
     options: Options,
     kafka: KafkaConfig,
     converter: Converter,
+    /// Buffers of sent records, reused for the next ones.
+    spare: Spare,
     admin: TopicAdmin,
     /// Topics created or checked this run.
     ensured: HashSet<String>,
@@ -390,7 +392,11 @@ impl Router {
             return Ok(Some(progress));
         };
         self.topic(&topic).await?;
-        let encoded = match self.converter.encode(&topic, &ev).await {
+        let encoded = match self
+            .converter
+            .encode_reusing(&topic, &ev, &mut self.spare)
+            .await
+        {
             Ok(rec) => key_change_header(&ev, &self.options).map(|header| {
                 let headers = match header {
                     Some((name, value)) => vec![Header::new(name, value)],
@@ -440,6 +446,11 @@ impl Router {
             }
         }
         Ok(Some(progress))
+    }
+
+    /// Keeps a sent record's buffers for the next records.
+    fn recycle(&mut self, rec: Outgoing) {
+        self.spare.give(rec.key, rec.value);
     }
 
     /// An event the converter refused goes to `dlq_source` (nothing reached
@@ -710,6 +721,7 @@ pub async fn run_source(
             config.props.get("topic.transaction").map(String::as_str),
         ),
         converter: Converter::from_config(&config, &options)?,
+        spare: Spare::new(2 * SEND_STEP),
         admin: TopicAdmin::new(&kafka)?,
         options,
         kafka: kafka.clone(),
@@ -842,6 +854,7 @@ async fn at_least_once(
                 for rec in out.drain(..) {
                     seq += 1;
                     producer.send(seq, &rec.record()).await?;
+                    router.recycle(rec);
                 }
                 // A dead-lettered event completes with the records before it.
                 if let Some(p) = last {
@@ -1109,11 +1122,14 @@ impl ExactlyOnce {
                 if let Err(e) = txn.send(&rec.record()).await {
                     router.refused(&rec, e).await?;
                 }
+                router.recycle(rec);
             }
             if !matches!(self.boundary, Boundary::Poll) {
                 break;
             }
-            let room = limit.room(sent.records, sent.bytes, self.typical);
+            let room = limit
+                .room(sent.records, sent.bytes, self.typical)
+                .min(SEND_STEP);
             if room == 0 {
                 break;
             }
@@ -1230,6 +1246,11 @@ impl ExactlyOnce {
 /// transaction commits (1/`COMMIT_SHARE`); the rest is routed and sent
 /// into the open transaction.
 const COMMIT_SHARE: usize = 4;
+
+/// Events routed at a time into an open transaction before their records
+/// are sent: few enough that the records' buffers come back to
+/// [`Spare`] (which keeps as many) before the next step needs them.
+const SEND_STEP: usize = 256;
 
 /// Records and key/value bytes sent in the open transaction.
 #[derive(Debug, Default, Clone, Copy)]
