@@ -20,3 +20,5 @@ E=$(date +%s.%N)
 echo "e2e: $(echo "$ROWS / ($E - $S)" | bc) rows/s ($(echo "$E - $S" | bc) s), $(grep VmHWM /proc/$PID/status)"
 kill -INT $PID; sleep 3; pkill -INT -f "e2e_data_$N"; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"; $QT -d bf_target -c "drop database $DB with (force)"
+# Each run writes hundreds of MB to the broker: delete its topics (KEEP_TOPICS=1 keeps them).
+[ -z "$KEEP_TOPICS" ] && java -Xmx256m -cp "$(cat $ROOT/target/services/kafka/classpath.txt)" org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:59092 --delete --if-exists --topic "e$N\\..*" >/dev/null 2>&1

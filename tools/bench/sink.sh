@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: ROWS=N tools/bench/sink.sh TOPIC_PREFIX TARGET_DB [--sink-set K=V ...]   sink only, over the topics a source.sh run left (its "prefix" line)
+# usage: ROWS=N tools/bench/sink.sh TOPIC_PREFIX TARGET_DB [--sink-set K=V ...]   sink only, over the topics a `KEEP_TOPICS=1 source.sh` run left (its "prefix" line)
 # Hand A/B measurement (sink-only), used for the comparisons in docs/benchmarks.md.
 # Needs `cargo xtask services up` (default ports) and a release build of the
 # pipeline example; PIPELINE=<binary> picks another build, PERF=<prefix> wraps

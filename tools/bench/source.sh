@@ -22,3 +22,5 @@ T=$(awk '{print $14+$15}' /proc/$PID/stat); HWM=$(grep VmHWM /proc/$PID/status)
 echo "pg-cdc: $(echo "$ROWS / ($E - $S)" | bc) rows/s from start ($(echo "$E - $S" | bc) s), cpu ticks $T, $HWM"
 kill -INT $PID; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"
+# Each run writes hundreds of MB to the broker: delete its topics (KEEP_TOPICS=1 keeps them).
+[ -z "$KEEP_TOPICS" ] && java -Xmx256m -cp "$(cat $ROOT/target/services/kafka/classpath.txt)" org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:59092 --delete --if-exists --topic "m$N\\..*" >/dev/null 2>&1
