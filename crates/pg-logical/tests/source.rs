@@ -1757,3 +1757,48 @@ async fn a_slow_offset_store_neither_stalls_the_stream_nor_confirms_early() {
         "the final offset is stored on stop"
     );
 }
+
+/// The walsender can decode a transaction before it is visible to other
+/// sessions; the catalog read for a Relation message waits for it
+/// (`catalog::wait_until_visible`), against the real server here.
+#[tokio::test]
+async fn catalog_reads_wait_until_the_decoded_transaction_is_visible() {
+    use pg_logical::source::catalog;
+    let f = fixture("visible").await;
+    let sql = catalog::connect(&f.config(&[]), "pg-cdc visibility probe")
+        .await
+        .expect("sql connection");
+    f.exec("BEGIN").await;
+    let full: i64 = f
+        .client
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .expect("xid")
+        .get(0);
+    let xid = u32::try_from(full & 0xffff_ffff).expect("32 bits");
+    let waited = Instant::now();
+    let visible = catalog::wait_until_visible(&sql, xid, Duration::from_millis(150))
+        .await
+        .expect("query");
+    assert!(!visible, "an open transaction is not visible");
+    assert!(
+        waited.elapsed() >= Duration::from_millis(150),
+        "it waited the limit"
+    );
+    f.exec("COMMIT").await;
+    assert!(
+        catalog::wait_until_visible(&sql, xid, Duration::from_secs(5))
+            .await
+            .expect("query"),
+        "a committed transaction is visible"
+    );
+    // Transaction ids from long ago (the bootstrap xid) and not yet assigned
+    // (ahead of the next xid) are placed in the right epoch.
+    assert!(catalog::wait_until_visible(&sql, 3, Duration::ZERO)
+        .await
+        .expect("query"));
+    let ahead = xid.wrapping_add(1_000_000);
+    assert!(!catalog::wait_until_visible(&sql, ahead, Duration::ZERO)
+        .await
+        .expect("query"));
+}

@@ -11,6 +11,7 @@
 //! streamed rows.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use cdc_envelope::{Str, TableId};
 use tokio_postgres::Client;
@@ -181,6 +182,50 @@ impl TableMeta {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Whether transaction `$1` (a 32-bit xid, widened with the epoch of the
+/// snapshot's xmax: the nearer of the two candidates) was completed before
+/// a snapshot taken now. `txid_*` rather than the `pg_*`/`xid8` forms, which
+/// need PostgreSQL 13.
+const VISIBLE_SQL: &str = "
+SELECT CASE WHEN f < 0 THEN true ELSE txid_visible_in_snapshot(f, s) END
+FROM (SELECT s, CASE WHEN c > x + 2147483648 THEN c - 4294967296
+                     WHEN c < x - 2147483648 THEN c + 4294967296
+                     ELSE c END AS f
+      FROM (SELECT s, x, ((x >> 32) << 32) | $1::int8 AS c
+            FROM (SELECT s, txid_snapshot_xmax(s) AS x
+                  FROM (SELECT txid_current_snapshot() AS s) a) b) c) d";
+
+/// Waits until transaction `xid` is visible to a new snapshot on `client`'s
+/// server (polling, at most `limit`); returns whether it became visible.
+///
+/// The walsender decodes a transaction as soon as its commit record is
+/// flushed, which is before the committing backend makes it visible to
+/// other sessions. A catalog read on behalf of a Relation message in that
+/// window sees the table as it was before the transaction's DDL: an
+/// `ALTER TABLE … ADD COLUMN … DEFAULT` committed together with the first
+/// insert then looked like a column without its default.
+pub async fn wait_until_visible(client: &Client, xid: u32, limit: Duration) -> Result<bool> {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let visible: bool = client
+            .query_one(VISIBLE_SQL, &[&i64::from(xid)])
+            .await
+            .map_err(sql_error(
+                "checking that the decoded transaction is visible",
+            ))?
+            .get(0);
+        if visible {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

@@ -33,6 +33,10 @@ use crate::Decoder;
 
 type EventTx = mpsc::Sender<Result<SourceEvent>>;
 
+/// How long a catalog read waits for the decoded transaction to become
+/// visible (normally a few milliseconds at most).
+const VISIBILITY_WAIT: Duration = Duration::from_secs(10);
+
 /// Why a streaming session ended without error.
 enum SessionEnd {
     Stopped,
@@ -1187,6 +1191,19 @@ impl<S: OffsetStore> Driver<S> {
     }
 
     async fn refresh_catalog(&mut self, oid: u32, type_oids: Vec<u32>) -> Result<()> {
+        // The catalog must show at least what this transaction did (see
+        // `catalog::wait_until_visible`).
+        if let Some(xid) = self.txn.as_ref().map(|t| t.xid) {
+            if !catalog::wait_until_visible(&self.sql, xid, VISIBILITY_WAIT).await? {
+                tracing::warn!(
+                    xid,
+                    relation_oid = oid,
+                    "the decoded transaction was still not visible to a new snapshot after \
+                     {VISIBILITY_WAIT:?}; reading the catalog anyway (column defaults and \
+                     NOT NULL of columns it added may be missing from the schema)"
+                );
+            }
+        }
         catalog::load_types(&self.sql, self.cache.registry_mut(), type_oids).await?;
         if let Some(meta) = catalog::load_table(&self.sql, oid).await? {
             self.register_meta(&meta).await?;
