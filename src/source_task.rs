@@ -1115,10 +1115,9 @@ impl ExactlyOnce {
         let mut last = None;
         loop {
             last = poll.last.take().or(last);
-            poll.bytes = 0;
+            sent.records += poll.out.len();
+            sent.bytes += std::mem::take(&mut poll.bytes);
             for rec in poll.out.drain(..) {
-                sent.records += 1;
-                sent.bytes += rec.len();
                 if let Err(e) = txn.send(&rec.record()).await {
                     router.refused(&rec, e).await?;
                 }
