@@ -207,6 +207,9 @@ pub struct EventCounters {
     metrics: Arc<Metrics>,
     connector: String,
     by_table: std::collections::HashMap<cdc_envelope::TableId, Vec<(cdc_envelope::Op, Counter)>>,
+    /// The counter of the last event's table and op: a run of one table's
+    /// changes skips hashing the table id.
+    last: Option<(cdc_envelope::TableId, cdc_envelope::Op, Counter)>,
 }
 
 impl EventCounters {
@@ -216,6 +219,7 @@ impl EventCounters {
             metrics,
             connector: connector.to_string(),
             by_table: Default::default(),
+            last: None,
         }
     }
 
@@ -226,12 +230,19 @@ impl EventCounters {
             Some(t) => &t.id,
             None => NO_TABLE.get_or_init(|| cdc_envelope::TableId::new("", "")),
         };
+        if let Some((id, op, counter)) = &self.last {
+            if *op == event.op && id == table {
+                counter.inc();
+                return;
+            }
+        }
         let ops = match self.by_table.get_mut(table) {
             Some(ops) => ops,
             None => self.by_table.entry(table.clone()).or_default(),
         };
         if let Some((_, counter)) = ops.iter().find(|(op, _)| *op == event.op) {
             counter.inc();
+            self.last = Some((table.clone(), event.op, counter.clone()));
             return;
         }
         let name = if table.schema.is_empty() {
@@ -249,7 +260,8 @@ impl EventCounters {
             })
             .clone();
         counter.inc();
-        ops.push((event.op, counter));
+        ops.push((event.op, counter.clone()));
+        self.last = Some((table.clone(), event.op, counter));
     }
 }
 
@@ -280,13 +292,24 @@ mod tests {
             key_change: None,
         };
         let mut counters = EventCounters::new(m.clone(), "src");
+        let other = Arc::new(TableSchema {
+            id: TableId::new("public", "other"),
+            relation_oid: 0,
+            columns: Vec::new(),
+            version: 1,
+        });
+        // Runs of one table and op, and switches between tables and ops.
         counters.count(&ev(Op::Create, Some(table.clone())));
         counters.count(&ev(Op::Create, Some(table.clone())));
-        counters.count(&ev(Op::Delete, Some(table)));
+        counters.count(&ev(Op::Delete, Some(table.clone())));
+        counters.count(&ev(Op::Create, Some(table.clone())));
+        counters.count(&ev(Op::Create, Some(other)));
+        counters.count(&ev(Op::Create, Some(table)));
         counters.count(&ev(Op::Message, None));
         let text = m.render();
         for line in [
-            r#"pgcdc_events_total{connector="src",table="public.employees",op="c"} 2"#,
+            r#"pgcdc_events_total{connector="src",table="public.employees",op="c"} 4"#,
+            r#"pgcdc_events_total{connector="src",table="public.other",op="c"} 1"#,
             r#"pgcdc_events_total{connector="src",table="public.employees",op="d"} 1"#,
             r#"pgcdc_events_total{connector="src",table="",op="m"} 1"#,
         ] {

@@ -43,7 +43,7 @@ use cdc_envelope::metadata::{
 };
 use cdc_envelope::{
     key_change_header, tombstone_follows, topic_name, ChangeEvent, EncodedRecord, Op, Options,
-    Position, TableId,
+    Position, TableId, TableSchema,
 };
 use kafka_io::{
     ErrorReporter, FailedRecord, Header, KafkaConfig, Producer, ProducerOptions, Record, Stage,
@@ -246,7 +246,7 @@ impl SourceDelivery {
 /// One record ready for Kafka.
 #[derive(Debug, Clone)]
 struct Outgoing {
-    topic: String,
+    topic: Arc<str>,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     /// `__debezium.newkey` / `__debezium.oldkey` on primary-key changes.
@@ -294,12 +294,16 @@ struct Router {
     admin: TopicAdmin,
     /// Topics created or checked this run.
     ensured: HashSet<String>,
+    /// The last change event's table and its topic (created or checked):
+    /// consecutive events of one table skip naming and looking up the
+    /// topic again.
+    last_topic: Option<(Arc<TableSchema>, Arc<str>)>,
     dlq: DeadLetters,
     metrics: Arc<Metrics>,
     counters: EventCounters,
     snapshot_rows: HashMap<TableId, Gauge>,
-    heartbeat_topic: String,
-    transaction_topic: String,
+    heartbeat_topic: Arc<str>,
+    transaction_topic: Arc<str>,
 }
 
 impl Router {
@@ -365,7 +369,7 @@ impl Router {
     /// Queues a heartbeat or transaction-metadata record (no source progress).
     async fn metadata_record(
         &mut self,
-        topic: String,
+        topic: Arc<str>,
         rec: EncodedRecord,
         out: &mut Vec<Outgoing>,
     ) -> Result<Option<Progress>> {
@@ -388,10 +392,22 @@ impl Router {
             position: ev.position,
             source_ts_ms: ev.source.ts_us / 1000,
         };
-        let Some(topic) = topic_name(&ev, &self.options) else {
-            return Ok(Some(progress));
+        let topic = match (&ev.table, &self.last_topic) {
+            (Some(t), Some((last, topic))) if ev.op != Op::Message && Arc::ptr_eq(t, last) => {
+                topic.clone()
+            }
+            _ => {
+                let Some(name) = topic_name(&ev, &self.options) else {
+                    return Ok(Some(progress));
+                };
+                self.topic(&name).await?;
+                let topic: Arc<str> = name.into();
+                if let Some(t) = ev.table.as_ref().filter(|_| ev.op != Op::Message) {
+                    self.last_topic = Some((t.clone(), topic.clone()));
+                }
+                topic
+            }
         };
-        self.topic(&topic).await?;
         let encoded = match self
             .converter
             .encode_reusing(&topic, &ev, &mut self.spare)
@@ -489,7 +505,7 @@ impl Router {
             return Err(error.into());
         }
         let record = FailedRecord {
-            topic: rec.topic.clone(),
+            topic: rec.topic.to_string(),
             partition: -1,
             offset: -1,
             key: rec.key.clone(),
@@ -715,17 +731,20 @@ pub async fn run_source(
                 .props
                 .get("topic.heartbeat.prefix")
                 .map(String::as_str),
-        ),
+        )
+        .into(),
         transaction_topic: transaction_topic(
             &options,
             config.props.get("topic.transaction").map(String::as_str),
-        ),
+        )
+        .into(),
         converter: Converter::from_config(&config, &options)?,
         spare: Spare::new(2 * SEND_STEP),
         admin: TopicAdmin::new(&kafka)?,
         options,
         kafka: kafka.clone(),
         ensured: HashSet::new(),
+        last_topic: None,
         dlq: DeadLetters::new(reporter.clone(), ctx.metrics.clone(), &name),
         counters: EventCounters::new(ctx.metrics.clone(), &name),
         metrics: ctx.metrics.clone(),

@@ -15,8 +15,12 @@ sed "s/pg-source-connector/e2esrc-$N/" $ROOT/config/postg-source-connector.json 
 P=${PIPELINE:-$ROOT/target/release/examples/pipeline}
 RUST_LOG=${LOG:-warn} ${PERF} $P --source /tmp/e2esrc_$N.json --sink /tmp/e2esink_$N.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/e2e_data_$N --source-set database.hostname=127.0.0.1 --source-set database.port=55432 --source-set database.dbname=$DB --source-set slot.name=slot_$N --source-set publication.name=pub_$N --source-set publication.autocreate.mode=disabled --source-set snapshot.mode=no_data --source-set topic.prefix=e$N --sink-set "topics.regex=e$N\\.public\\..*" --sink-set connection.url=jdbc:postgresql://127.0.0.1:55433/$DB "$@" > /tmp/e2e_run.log 2>&1 &
 PID=$!; S=$(date +%s.%N)
-while true; do C=$($QT -d $DB -c "select count(*) from employees" 2>/dev/null); [ "$C" = "$ROWS" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/e2e_run.log; break; }; [ $(echo "$(date +%s.%N) - $S > 240" | bc) = 1 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
-E=$(date +%s.%N)
+# One psql session polls the target (a new connection per poll costs CPU the pipeline would use);
+# the count is -1 until the sink has created the table.
+coproc POLL { $QT -d $DB; }
+SECONDS=0
+while true; do echo "select case when to_regclass('public.employees') is null then -1 else (xpath('/row/c/text()', query_to_xml('select count(*) as c from public.employees', false, true, '')))[1]::text::bigint end;" >&${POLL[1]}; read -r -t 10 C <&${POLL[0]}; [ "$C" = "$ROWS" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/e2e_run.log; break; }; [ $SECONDS -gt 240 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
+E=$(date +%s.%N); echo "\\q" >&${POLL[1]}
 echo "e2e: $(echo "$ROWS / ($E - $S)" | bc) rows/s ($(echo "$E - $S" | bc) s), $(grep VmHWM /proc/$PID/status)"
 kill -INT $PID; sleep 3; pkill -INT -f "e2e_data_$N"; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"; $QT -d bf_target -c "drop database $DB with (force)"

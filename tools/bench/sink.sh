@@ -11,7 +11,11 @@ psql -h 127.0.0.1 -p 55433 -U cdc -d bf_target -qAt -c "create database $DB" 2>/
 sed "s/pg-sink-connector/sinkmem-$DB/" $ROOT/config/postg-sink-connector.json > /tmp/sink_$DB.json
 RUST_LOG=${LOG:-warn} ${PERF} ${PIPELINE:-$ROOT/target/release/examples/pipeline} --sink /tmp/sink_$DB.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/sinkmem_dd --sink-set "topics.regex=$P\\.public\\..*" --sink-set connection.url=jdbc:postgresql://127.0.0.1:55433/$DB "$@" > /tmp/sinkmem.log 2>&1 &
 PID=$!; S=$(date +%s.%N)
-while true; do C=$(psql -h 127.0.0.1 -p 55433 -U cdc -d $DB -qAt -c "select count(*) from employees" 2>/dev/null); [ "$C" = "$R" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/sinkmem.log; break; }; [ $(echo "$(date +%s.%N) - $S > 180" | bc) = 1 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
-E=$(date +%s.%N)
+# One psql session polls the target (a new connection per poll costs CPU the pipeline would use);
+# the count is -1 until the sink has created the table.
+coproc POLL { psql -h 127.0.0.1 -p 55433 -U cdc -d $DB -qAt; }
+SECONDS=0
+while true; do echo "select case when to_regclass('public.employees') is null then -1 else (xpath('/row/c/text()', query_to_xml('select count(*) as c from public.employees', false, true, '')))[1]::text::bigint end;" >&${POLL[1]}; read -r -t 10 C <&${POLL[0]}; [ "$C" = "$R" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/sinkmem.log; break; }; [ $SECONDS -gt 180 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
+E=$(date +%s.%N); echo "\\q" >&${POLL[1]}
 echo "sink: $(echo "$R / ($E - $S)" | bc) rows/s, $(grep VmHWM /proc/$PID/status)"
 kill -INT $PID; wait $PID

@@ -16,8 +16,10 @@ echo "pg_recvlogical: $(echo "$ROWS / ($E - $S)" | bc) rows/s"
 P=${PIPELINE:-$ROOT/target/release/examples/pipeline}
 RUST_LOG=${LOG:-warn} ${PERF} $P --source $ROOT/config/postg-source-connector.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/meas_data_$N --source-set database.hostname=127.0.0.1 --source-set database.port=55432 --source-set database.dbname=$DB --source-set slot.name=slot_$N --source-set publication.name=pub_$N --source-set publication.autocreate.mode=disabled --source-set snapshot.mode=no_data --source-set topic.prefix=m$N --source-set status.update.interval.ms=100 "$@" > /tmp/meas_run.log 2>&1 &
 PID=$!; S=$(date +%s.%N); FIRST=""; echo "prefix m$N started at $(date -u +%H:%M:%S.%N)"
-while true; do L=$($Q -d $DB -c "select confirmed_flush_lsn >= '$END', confirmed_flush_lsn > '0/0' and confirmed_flush_lsn <> (select restart_lsn from pg_replication_slots where slot_name='rl_$N') from pg_replication_slots where slot_name='slot_$N'"); [ "${L%%|*}" = "t" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/meas_run.log; break; }; sleep 0.05; done
-E=$(date +%s.%N)
+# One psql session polls the slot (a new connection per poll cost ~15 % of the machine).
+coproc POLL { $Q -d $DB; }
+while true; do echo "select confirmed_flush_lsn >= '$END' from pg_replication_slots where slot_name='slot_$N';" >&${POLL[1]}; read -r -t 10 L <&${POLL[0]}; [ "$L" = "t" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/meas_run.log; break; }; sleep 0.05; done
+E=$(date +%s.%N); echo "\\q" >&${POLL[1]}
 T=$(awk '{print $14+$15}' /proc/$PID/stat); HWM=$(grep VmHWM /proc/$PID/status)
 echo "pg-cdc: $(echo "$ROWS / ($E - $S)" | bc) rows/s from start ($(echo "$E - $S" | bc) s), cpu ticks $T, $HWM"
 kill -INT $PID; wait $PID 2>/dev/null

@@ -1061,16 +1061,13 @@ impl<S: OffsetStore> Driver<S> {
             .as_ref()
             .map(|s| s.id.clone())
             .unwrap_or_else(|| TableId::new("", ""));
-        let last = self
-            .last_commit_lsn
-            .map_or("null".to_owned(), |l| format!("\"{}\"", l.0));
         ChangeEvent {
             op,
             table: schema,
             before: None,
             after: None,
             source: SourceInfo {
-                sequence: Some(format!("[{last},\"{}\"]", lsn.0).into()),
+                sequence: Some(sequence(self.last_commit_lsn, lsn).into()),
                 tx_id: xid,
                 lsn: i64::try_from(lsn.0).ok(),
                 ..self.source_info(&id, ts_us)
@@ -1327,9 +1324,59 @@ fn same_key_value(a: Option<&Value>, b: Option<&Value>) -> bool {
     }
 }
 
+/// Debezium's `source.sequence`, `["<last commit lsn>","<lsn>"]` (`null`
+/// before the first commit), written without `format!`: it is built for
+/// every change, and the formatting machinery with its reallocations was
+/// ~30 % of the replication reader's CPU.
+fn sequence(last_commit: Option<Lsn>, lsn: Lsn) -> String {
+    let mut s = String::with_capacity(48);
+    s.push('[');
+    match last_commit {
+        Some(l) => {
+            s.push('"');
+            push_u64(&mut s, l.0);
+            s.push('"');
+        }
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"");
+    push_u64(&mut s, lsn.0);
+    s.push_str("\"]");
+    s
+}
+
+/// Appends `v` in decimal.
+fn push_u64(s: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_is_debeziums_json_pair() {
+        assert_eq!(sequence(None, Lsn(0)), r#"[null,"0"]"#);
+        assert_eq!(sequence(Some(Lsn(9)), Lsn(10)), r#"["9","10"]"#);
+        for (last, lsn) in [(1u64, 22_817_216u64), (u64::MAX, u64::MAX - 1), (10, 100)] {
+            assert_eq!(
+                sequence(Some(Lsn(last)), Lsn(lsn)),
+                format!("[\"{last}\",\"{lsn}\"]")
+            );
+        }
+    }
 
     #[test]
     fn key_equality_like_debezium() {
