@@ -63,13 +63,26 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     write_str_bytes(out, s.as_bytes());
 }
 
-/// [`write_str`] over the bytes of a valid UTF-8 string.
+/// [`write_str`] over the bytes of a valid UTF-8 string. Clean runs are
+/// skipped eight bytes at a time ([`word_needs_escape`]); the byte loop
+/// only runs around the bytes that need escaping.
 pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
         if !NEEDS_ESCAPE[b as usize] {
             continue;
         }
@@ -83,7 +96,7 @@ pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
             0x0c => b"\\f",
             _ => b"",
         };
-        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&bytes[start..i - 1]);
         if esc.is_empty() {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[(b >> 4) as usize]);
@@ -91,10 +104,23 @@ pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
         } else {
             out.extend_from_slice(esc);
         }
-        start = i + 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes of `w` is one [`NEEDS_ESCAPE`] marks: a
+/// control (< 0x20), a quote or a backslash (the "has less than" and "has
+/// zero byte" word tricks: exact for "any byte", which is all this asks).
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    (control | quote | backslash) != 0
 }
 
 const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
@@ -2877,6 +2903,89 @@ pub fn value_as_text(v: &Value) -> Option<&Str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time escaping `write_str_bytes` must equal.
+    fn escaped_bytewise(s: &str) -> String {
+        let mut o = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => o.push_str("\\\""),
+                '\\' => o.push_str("\\\\"),
+                '\n' => o.push_str("\\n"),
+                '\r' => o.push_str("\\r"),
+                '\t' => o.push_str("\\t"),
+                '\u{8}' => o.push_str("\\b"),
+                '\u{c}' => o.push_str("\\f"),
+                c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04X}", c as u32)),
+                c => o.push(c),
+            }
+        }
+        o.push('"');
+        o
+    }
+
+    #[test]
+    fn word_check_agrees_with_the_escape_table() {
+        // Every byte value at every position of an otherwise clean word.
+        for pos in 0..8 {
+            for b in 0..=255u8 {
+                let mut w = [b'a'; 8];
+                w[pos] = b;
+                assert_eq!(
+                    word_needs_escape(u64::from_le_bytes(w)),
+                    NEEDS_ESCAPE[b as usize],
+                    "byte {b:#04x} at {pos}"
+                );
+            }
+        }
+        // Words mixing high (UTF-8) bytes with one byte to escape.
+        for b in [0u8, 0x1f, b'"', b'\\', b'\n'] {
+            let mut w = [0xC3u8, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0x80, 0x7F];
+            w[3] = b;
+            assert!(word_needs_escape(u64::from_le_bytes(w)), "{b:#04x}");
+        }
+        assert!(!word_needs_escape(u64::from_le_bytes([
+            0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x20, 0x7F, 0x21
+        ])));
+    }
+
+    #[test]
+    fn strings_escape_like_byte_at_a_time() {
+        let cases = [
+            "",
+            "plain ascii longer than eight bytes",
+            "quote \" in the middle of a long run",
+            "\\ backslash first",
+            "ends with a backslash \\",
+            "tab\tnew\nline\rcarriage",
+            "\u{1}\u{1f}\u{8}\u{c}\u{0}controls",
+            "héllo wörld € 𝄞 and \"quotes\" past the 8-byte words",
+            "12345678\"2345678\\",
+        ];
+        for s in cases {
+            let mut o = Vec::new();
+            write_str_bytes(&mut o, s.as_bytes());
+            assert_eq!(
+                String::from_utf8(o).unwrap_or_default(),
+                escaped_bytewise(s),
+                "{s:?}"
+            );
+        }
+        // Every char class at every offset of a long run.
+        for special in ['"', '\\', '\n', '\u{1}', 'é', '€'] {
+            for at in 0..20 {
+                let mut s: String = "abcdefghijklmnopqrst".into();
+                s.insert(at, special);
+                let mut o = Vec::new();
+                write_str_bytes(&mut o, s.as_bytes());
+                assert_eq!(
+                    String::from_utf8(o).unwrap_or_default(),
+                    escaped_bytewise(&s),
+                    "{s:?}"
+                );
+            }
+        }
+    }
 
     fn f64s(v: f64) -> String {
         let mut o = Vec::new();
