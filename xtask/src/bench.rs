@@ -226,6 +226,46 @@ struct PipelineRun {
     first_progress_secs: Option<f64>,
     cpu: f64,
     rss_kib: u64,
+    /// Where the machine's CPU went during the run (source-only run).
+    budget: Option<CpuBudget>,
+}
+
+/// CPU seconds of the other processes on the path, and the machine's idle
+/// share, over one run: what bounds the rate when every core is busy.
+#[derive(Debug, Clone, Copy)]
+struct CpuBudget {
+    /// The walsender serving pg-cdc's slot (started with the run).
+    walsender: f64,
+    /// The Kafka broker, over the run.
+    broker: Option<f64>,
+    /// Share of all cores' time spent idle (incl. I/O wait).
+    idle: f64,
+    cores: usize,
+}
+
+impl CpuBudget {
+    /// One line: CPU per row of each process on the path, the machine's
+    /// idle share, and the rate the cores would allow if fully busy.
+    fn describe(&self, rows: u64, pipeline_cpu: f64) -> String {
+        let us = |cpu: f64| cpu / rows as f64 * 1e6;
+        format!(
+            "CPU per row: pg-cdc {:.1} µs, walsender {:.1} µs, Kafka broker {}; machine {:.0} % idle during the run; fully busy, {} cores would allow ≈ {} rows/s at these costs",
+            us(pipeline_cpu),
+            us(self.walsender),
+            self.broker
+                .map(|b| format!("{:.1} µs", us(b)))
+                .unwrap_or_else(|| "not measured".into()),
+            self.idle * 100.0,
+            self.cores,
+            thousands(self.bound(rows, pipeline_cpu)),
+        )
+    }
+
+    /// Rows per second if the cores were fully busy at these CPU costs per row.
+    fn bound(&self, rows: u64, pipeline_cpu: f64) -> f64 {
+        let per_row = (pipeline_cpu + self.walsender + self.broker.unwrap_or(0.0)) / rows as f64;
+        self.cores as f64 / per_row.max(1e-12)
+    }
 }
 
 #[derive(Debug)]
@@ -335,6 +375,13 @@ impl Results {
                 k.cpu,
                 mib(k.rss_kib),
             );
+            if let Some(b) = &k.budget {
+                let _ = writeln!(
+                    m,
+                    "| CPU budget of the source-only run | {} | — | — | — |",
+                    b.describe(self.rows, k.cpu)
+                );
+            }
         } else if recv_rate.is_some() {
             let _ = writeln!(
                 m,
@@ -429,7 +476,7 @@ impl Results {
         );
         let _ = writeln!(
             m,
-            "- pg-cdc → Kafka: `target/release/examples/pipeline --source config/postg-source-connector.json` with overrides (fresh database, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data`, `topic.prefix={}`, `status.update.interval.ms=100` so the slot position is reported promptly; connector renamed so its `transactional.id` is unique). Done when the slot's `confirmed_flush_lsn` ≥ the end LSN — pg-cdc confirms a position only after the Kafka transaction holding its records committed. CPU = utime+stime and peak RSS = VmHWM of the process, read just before SIGTERM.",
+            "- pg-cdc → Kafka: `target/release/examples/pipeline --source config/postg-source-connector.json` with overrides (fresh database, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data`, `topic.prefix={}`, `status.update.interval.ms=100` so the slot position is reported promptly; connector renamed so its `transactional.id` is unique). Done when the slot's `confirmed_flush_lsn` ≥ the end LSN — pg-cdc confirms a position only after the Kafka transaction holding its records committed. CPU = utime+stime and peak RSS = VmHWM of the process, read just before SIGTERM. CPU budget: the walsender's utime+stime (its pid from `pg_replication_slots.active_pid`; it starts with the run and is read before the pipeline stops), the broker's utime+stime over the run, the machine's idle + iowait share from `/proc/stat` over the run; the bound is cores ÷ (the three processes' CPU seconds per row).",
             names.prefix_kafka
         );
         if self.dbz.is_some() {
@@ -653,6 +700,9 @@ impl Bench {
             k.cpu,
             mib(k.rss_kib)
         );
+        if let Some(b) = &k.budget {
+            println!("  {}", b.describe(opts.rows, k.cpu));
+        }
         r.kafka = Some(k);
 
         phase(r, "[2b]", "pg_recvlogical again (brackets load changes)");
@@ -994,13 +1044,24 @@ impl Bench {
             .and_then(|v| parse_lsn(&v).ok())
             .context("reading the slot's confirmed_flush_lsn")?;
         let args = self.source_args(&n.slot_kafka, &n.prefix_kafka, &format!("{}-src", n.tag))?;
+        let active_sql = format!(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{}' AND active",
+            n.slot_kafka
+        );
+        let broker = crate::kafka::Kafka::new(&self.layout).pid();
+        let broker_cpu0 = broker.and_then(proc_stats).map(|(c, _)| c);
+        let machine0 = machine_ticks();
         let t = Instant::now();
         let mut p = self.spawn_pipeline("kafka", &args, None)?;
         let timeout = run_timeout(opts.rows);
         let mut first = None;
+        let mut walsender: Option<u32> = None;
         let mut last_print = Instant::now();
         loop {
             p.fail_if_exited()?;
+            if walsender.is_none() {
+                walsender = slots.value(&active_sql)?.and_then(|v| v.parse().ok());
+            }
             let lsn = slots
                 .value(&slot_sql)?
                 .and_then(|v| parse_lsn(&v).ok())
@@ -1031,6 +1092,22 @@ impl Bench {
         }
         let secs = t.elapsed().as_secs_f64();
         let (cpu, rss_kib) = proc_stats(p.pid()).context("reading /proc of the pipeline")?;
+        // Read before the pipeline stops: its walsender exits with it.
+        let budget = walsender
+            .and_then(proc_stats)
+            .zip(machine0.zip(machine_ticks()))
+            .map(
+                |((walsender, _), ((busy0, idle0), (busy1, idle1)))| CpuBudget {
+                    walsender,
+                    broker: broker
+                        .and_then(proc_stats)
+                        .zip(broker_cpu0)
+                        .map(|((c1, _), c0)| c1 - c0),
+                    idle: (idle1 - idle0) as f64
+                        / ((busy1 + idle1) - (busy0 + idle0)).max(1) as f64,
+                    cores: num_cpus(),
+                },
+            );
         p.stop();
         r.pipeline_log_lines
             .push(("source only".into(), count_lines(&p.log)));
@@ -1039,6 +1116,7 @@ impl Bench {
             first_progress_secs: first,
             cpu,
             rss_kib,
+            budget,
         })
     }
 
@@ -1296,6 +1374,7 @@ impl Bench {
             first_progress_secs: first,
             cpu,
             rss_kib,
+            budget: None,
         })
     }
 
@@ -1717,6 +1796,22 @@ fn stat_fields(pid: &str) -> Option<Vec<u64>> {
     )
 }
 
+/// The machine's (busy, idle + iowait) clock ticks since boot, all cores.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    let busy = ticks.iter().take(8).sum::<u64>() - idle;
+    Some((busy, idle))
+}
+
 /// (CPU seconds = utime + stime, peak RSS = VmHWM in KiB) of a live process.
 fn proc_stats(pid: u32) -> Option<(f64, u64)> {
     let f = stat_fields(&pid.to_string())?;
@@ -1868,6 +1963,34 @@ mod tests {
         assert_eq!(l, (0x16 << 32) | 0xB374_D848);
         assert_eq!(fmt_lsn(l), "16/B374D848");
         Ok(())
+    }
+
+    #[test]
+    fn cpu_budget_bounds_the_rate_by_cpu_per_row() {
+        let b = CpuBudget {
+            walsender: 2.5,
+            broker: Some(1.5),
+            idle: 0.2,
+            cores: 2,
+        };
+        // (4.5 + 2.5 + 1.5) s for 500k rows = 17 µs per row; 2 cores → 117,647 rows/s.
+        assert!((b.bound(500_000, 4.5) - 117_647.06).abs() < 0.1);
+        let line = b.describe(500_000, 4.5);
+        for part in [
+            "pg-cdc 9.0 µs",
+            "walsender 5.0 µs",
+            "broker 3.0 µs",
+            "20 % idle",
+            "≈ 117,647 rows/s",
+        ] {
+            assert!(line.contains(part), "{part:?} not in {line}");
+        }
+        let no_broker = CpuBudget { broker: None, ..b };
+        assert!(no_broker
+            .describe(500_000, 4.5)
+            .contains("broker not measured"));
+        let (busy, idle) = machine_ticks().expect("/proc/stat");
+        assert!(busy > 0 && idle > 0);
     }
 
     #[test]
