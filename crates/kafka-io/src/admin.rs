@@ -289,6 +289,9 @@ impl TopicAdmin {
     /// appear (metadata propagation).
     pub async fn partitions(&self, topic: &str) -> Result<(i32, i32)> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        // A topic just created is usually visible within a few ms (KRaft):
+        // start polling at 5 ms, doubling up to 50 ms.
+        let mut pause = Duration::from_millis(5);
         loop {
             match self.partitions_once(topic).await {
                 Err(Error::Topic {
@@ -298,14 +301,12 @@ impl TopicAdmin {
                             | RDKafkaErrorCode::LeaderNotAvailable,
                         ),
                     ..
-                }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok((0, _)) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                }) if tokio::time::Instant::now() < deadline => {}
+                Ok((0, _)) if tokio::time::Instant::now() < deadline => {}
                 other => return other,
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 

@@ -636,6 +636,11 @@ impl KafkaConfig {
             ));
         }
         let mut c = ClientConfig::new();
+        // The Java clients' default (Kafka Connect's), not librdkafka's 100
+        // ms. librdkafka also waits half of it between attempts to open a
+        // first connection (its sparse connections), so every new client
+        // paid ≈ 50 ms before its first request; with 50, ≈ 25 ms.
+        c.set("reconnect.backoff.ms", "50");
         self.client.apply_to(&mut c);
         Ok(c)
     }

@@ -244,6 +244,7 @@ impl DeadLetterQueue {
         admin
             .ensure_topic(&TopicSpec::new(topic).partitions(1).replication_factor(rf))
             .await?;
+        crate::client::dispose("admin", admin);
         let mut pc = config.producer_config()?;
         // The DLQ must accept whatever the main producer rejected for size.
         let max = pc

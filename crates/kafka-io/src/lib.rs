@@ -63,6 +63,7 @@
 //! ```
 
 pub mod admin;
+mod client;
 pub mod config;
 pub mod consumer;
 pub mod delivery;

@@ -758,13 +758,15 @@ impl TransactionalProducer {
         position_topic: &str,
     ) -> Result<Self> {
         let timeout = Duration::from_secs(30);
-        TopicAdmin::new(config)?
+        let admin = TopicAdmin::new(config)?;
+        admin
             .ensure_topic(
                 &TopicSpec::new(position_topic)
                     .partitions(1)
                     .config("cleanup.policy", "compact"),
             )
             .await?;
+        crate::client::dispose("admin", admin);
         let mut cc = config.producer_config()?;
         cc.set("transactional.id", transactional_id);
         // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
@@ -783,7 +785,20 @@ impl TransactionalProducer {
             .create()
             .map_err(Error::kafka("create transactional producer"))?;
         let p = inner.clone();
+        let topic = position_topic.to_string();
         blocking(move || {
+            // Connect first: librdkafka looks for the transaction
+            // coordinator through a broker that is up, and when none is it
+            // retries only after a fixed 500 ms. A first metadata request
+            // goes to the bootstrap address, whose connection librdkafka
+            // drops once it learns the broker's node id; the second one
+            // leaves a connection to a real broker up. Measured: init took
+            // ≈ 505 ms in 2 of 4 starts without these requests, in 8 of 20
+            // after one, in none of 16 after two. Errors here are left to
+            // `init_transactions`, which reports them.
+            for _ in 0..2 {
+                let _ = p.client().fetch_metadata(Some(&topic), timeout);
+            }
             p.init_transactions(timeout)
                 .map_err(Error::transaction("init"))
         })
@@ -850,47 +865,53 @@ pub async fn read_position(
     let topic = position_topic.to_string();
     let id = transactional_id.as_bytes().to_vec();
     blocking(move || {
-        let limit = Duration::from_secs(60);
-        let deadline = std::time::Instant::now() + limit;
-        let timed_out = || Error::Timeout {
-            operation: "reading the position topic",
-            after: limit,
-        };
-        let (low, high) = consumer
-            .fetch_watermarks(&topic, 0, limit)
-            .map_err(Error::kafka("read position topic watermarks"))?;
-        if high <= low {
-            return Ok(None);
-        }
-        let mut window = POSITION_TAIL;
-        loop {
-            let start = high.saturating_sub(window).max(low);
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, 0, Offset::Offset(start))
-                .map_err(Error::kafka("assign position topic"))?;
-            consumer
-                .assign(&tpl)
-                .map_err(Error::kafka("assign position topic"))?;
-            let mut last = None;
+        let read = || {
+            let limit = Duration::from_secs(60);
+            let deadline = std::time::Instant::now() + limit;
+            let timed_out = || Error::Timeout {
+                operation: "reading the position topic",
+                after: limit,
+            };
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, 0, limit)
+                .map_err(Error::kafka("read position topic watermarks"))?;
+            if high <= low {
+                return Ok(None);
+            }
+            let mut window = POSITION_TAIL;
             loop {
-                if std::time::Instant::now() > deadline {
-                    return Err(timed_out());
-                }
-                match consumer.poll(Duration::from_millis(100)) {
-                    Some(Ok(m)) if m.key() == Some(&id[..]) => {
-                        last = m.payload().map(<[u8]>::to_vec);
+                let start = high.saturating_sub(window).max(low);
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&topic, 0, Offset::Offset(start))
+                    .map_err(Error::kafka("assign position topic"))?;
+                consumer
+                    .assign(&tpl)
+                    .map_err(Error::kafka("assign position topic"))?;
+                let mut last = None;
+                loop {
+                    if std::time::Instant::now() > deadline {
+                        return Err(timed_out());
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => return Err(Error::kafka("read position topic")(e)),
-                    None => {}
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) if m.key() == Some(&id[..]) => {
+                            last = m.payload().map(<[u8]>::to_vec);
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(KafkaError::PartitionEOF(_))) => break,
+                        Some(Err(e)) => return Err(Error::kafka("read position topic")(e)),
+                        None => {}
+                    }
                 }
+                if last.is_some() || start == low {
+                    return Ok(last);
+                }
+                window = window.saturating_mul(8);
             }
-            if last.is_some() || start == low {
-                return Ok(last);
-            }
-            window = window.saturating_mul(8);
-        }
+        };
+        let position = read();
+        // Closing the consumer took 100 ms in most starts measured.
+        crate::client::dispose("position reader", consumer);
+        position
     })
     .await
 }
