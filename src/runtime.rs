@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::rest;
 use crate::sink_task::run_sink;
-use crate::source_task::{run_source, TaskContext};
+use crate::source_task::{run_source, NewTopics, TaskContext};
 use crate::status::{ConnectorKind, ConnectorState, StatusBoard};
 
 /// Worker-level settings (what Kafka Connect keeps in the worker config).
@@ -92,6 +92,7 @@ impl Worker {
             }
         }
         let mut tasks = JoinSet::new();
+        let new_topics = NewTopics::default();
         for config in self.connectors {
             let pause = self.board.register(&config.name, config.kind);
             let ctx = TaskContext {
@@ -99,6 +100,7 @@ impl Worker {
                 metrics: self.metrics.clone(),
                 data_dir: self.options.data_dir.clone(),
                 pause,
+                new_topics: new_topics.clone(),
             };
             let shutdown = shutdown.clone();
             let max_backoff = self.options.max_restart_backoff;

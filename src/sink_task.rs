@@ -189,6 +189,12 @@ pub async fn run_sink(
     )?;
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
+    // A topic a source of this process creates is matched at once, not at
+    // the next metadata refresh (2 s for a regex subscription, see above).
+    let refresher = config
+        .props
+        .contains_key("topics.regex")
+        .then(|| refresh_on_new_topics(&consumer, &ctx, &name));
     ctx.board.set(&name, ConnectorState::Running);
     tracing::info!(connector = %name, ?topics, "sink started");
 
@@ -268,8 +274,34 @@ pub async fn run_sink(
         // Durable in the target and in the DLQ: now Kafka may forget them.
         consumer.commit(&batch).await?;
     }
+    drop(refresher);
     consumer.close().await?;
     Ok(())
+}
+
+/// Refreshes `consumer`'s subscription whenever a source of this process
+/// announces a new topic; stops when the returned guard is dropped.
+fn refresh_on_new_topics(consumer: &BatchConsumer, ctx: &TaskContext, name: &str) -> AbortOnDrop {
+    let refresher = consumer.subscription_refresher();
+    let mut announced = ctx.new_topics.subscribe();
+    let name = name.to_string();
+    AbortOnDrop(tokio::spawn(async move {
+        while announced.changed().await.is_ok() {
+            if let Err(e) = refresher.refresh().await {
+                // The periodic refresh still finds the topic.
+                tracing::debug!(connector = %name, "subscription not refreshed: {e}");
+            }
+        }
+    }))
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How often the sink refreshes its consumer-lag gauges.

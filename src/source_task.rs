@@ -47,7 +47,7 @@ use cdc_envelope::{
 };
 use kafka_io::{
     ErrorReporter, FailedRecord, Header, KafkaConfig, Producer, ProducerOptions, Record, Stage,
-    TopicAdmin, TransactionalProducer,
+    TopicAdmin, TopicStatus, TransactionalProducer,
 };
 use pg_logical::source::{
     FileOffsetStore, OffsetStore, PgSource, SourceConfig, SourceEvent, SourceOffset,
@@ -85,6 +85,27 @@ pub struct TaskContext {
     pub data_dir: PathBuf,
     /// The connector's pause switch (`true` = paused), from the REST endpoint.
     pub pause: watch::Receiver<bool>,
+    /// Topics created by this process's sources, announced to its sinks.
+    pub new_topics: NewTopics,
+}
+
+/// Announces topics a source of this process created, so a sink of the same
+/// process subscribed by `topics.regex` picks them up at once instead of at
+/// its next metadata refresh (seconds later): the demo and an end-to-end
+/// pipeline start delivering as soon as the first transaction commits.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopics(Arc<watch::Sender<u64>>);
+
+impl NewTopics {
+    /// Tells every subscriber that a topic was created.
+    pub fn announce(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes with every announcement from now on.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
 }
 
 impl TaskContext {
@@ -304,6 +325,7 @@ struct Router {
     snapshot_rows: HashMap<TableId, Gauge>,
     heartbeat_topic: Arc<str>,
     transaction_topic: Arc<str>,
+    new_topics: NewTopics,
 }
 
 impl Router {
@@ -314,9 +336,13 @@ impl Router {
         if self.ensured.contains(topic) {
             return Ok(());
         }
-        self.admin
+        let status = self
+            .admin
             .ensure_topic(&self.kafka.topic_creation.spec_for(topic))
             .await?;
+        if matches!(status, TopicStatus::Created) {
+            self.new_topics.announce();
+        }
         self.ensured.insert(topic.to_string());
         Ok(())
     }
@@ -753,6 +779,7 @@ pub async fn run_source(
         counters: EventCounters::new(ctx.metrics.clone(), &name),
         metrics: ctx.metrics.clone(),
         snapshot_rows: HashMap::new(),
+        new_topics: ctx.new_topics.clone(),
     };
     match delivery {
         SourceDelivery::AtLeastOnce => {
@@ -1467,6 +1494,27 @@ mod tests {
         .expect("valid");
         let pc = kafka.producer_config().expect("producer");
         assert_eq!(pc.get("queue.buffering.max.kbytes"), Some("16384"));
+    }
+
+    #[tokio::test]
+    async fn new_topics_wake_every_subscriber_once_per_batch_of_announcements() {
+        let topics = NewTopics::default();
+        let mut a = topics.subscribe();
+        let mut b = topics.clone().subscribe();
+        assert!(!a.has_changed().expect("sender alive"));
+        topics.announce();
+        topics.clone().announce();
+        for rx in [&mut a, &mut b] {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("woken")
+                .expect("sender alive");
+            assert_eq!(*rx.borrow_and_update(), 2);
+            assert!(!rx.has_changed().expect("sender alive"));
+        }
+        // Subscribed later: only announcements from then on.
+        let late = topics.subscribe();
+        assert!(!late.has_changed().expect("sender alive"));
     }
 
     #[test]

@@ -346,6 +346,39 @@ impl ConsumerContext for GroupContext {
     }
 }
 
+/// Makes a [`BatchConsumer`] with a regular-expression subscription see
+/// topics created since its last metadata refresh, without waiting for
+/// `topic.metadata.refresh.interval.ms` (5 minutes by default, like the Java
+/// client's `metadata.max.age.ms`). Usable while a batch is being fetched.
+#[derive(Clone)]
+pub struct SubscriptionRefresher {
+    consumer: Arc<BaseConsumer<GroupContext>>,
+}
+
+impl std::fmt::Debug for SubscriptionRefresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionRefresher")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SubscriptionRefresher {
+    /// Requests the metadata of every topic: librdkafka matches the
+    /// subscription against a full topic list when it arrives and joins the
+    /// group again if the matching topics changed (a partial list never
+    /// updates the subscription).
+    pub async fn refresh(&self) -> Result<()> {
+        let consumer = self.consumer.clone();
+        blocking(move || {
+            consumer
+                .fetch_metadata(None, Duration::from_secs(30))
+                .map(drop)
+                .map_err(Error::kafka("refresh subscription metadata"))
+        })
+        .await
+    }
+}
+
 /// A group consumer that hands out batches and commits only on request.
 pub struct BatchConsumer {
     consumer: Arc<BaseConsumer<GroupContext>>,
@@ -434,6 +467,14 @@ impl BatchConsumer {
         self.consumer
             .subscribe(topics)
             .map_err(Error::kafka("subscribe"))
+    }
+
+    /// A handle that makes this consumer look for new topics matching its
+    /// subscription now (see [`SubscriptionRefresher`]).
+    pub fn subscription_refresher(&self) -> SubscriptionRefresher {
+        SubscriptionRefresher {
+            consumer: self.consumer.clone(),
+        }
     }
 
     /// Currently assigned partitions.

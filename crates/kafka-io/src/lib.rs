@@ -75,7 +75,7 @@ pub use admin::{Drift, TopicAdmin, TopicDescription, TopicStatus};
 pub use config::{ErrorHandling, KafkaConfig, Tolerance, TopicCreation, TopicSpec};
 pub use consumer::{
     Batch, BatchConsumer, BatchOptions, CommitOutcome, ConsumedRecord, RebalanceListener,
-    TopicPartition,
+    SubscriptionRefresher, TopicPartition,
 };
 pub use delivery::{DeliveryTracker, PositionMap};
 pub use dlq::{

@@ -638,3 +638,51 @@ async fn batch_fetched_before_a_rebalance_is_not_committed_for_revoked_partition
     assert!(outcome.committed.is_empty());
     Ok(())
 }
+
+/// A regex subscription sees a topic created after it subscribed as soon as
+/// `SubscriptionRefresher::refresh` runs — here the periodic metadata refresh
+/// is 10 minutes, so without it no partition would be assigned within the
+/// test's 60 s guard — and consumes the topic's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshing_the_subscription_finds_a_topic_created_after_subscribing() -> TestResult {
+    init_tracing();
+    let cfg = config(&[(
+        "consumer.override.topic.metadata.refresh.interval.ms",
+        "600000",
+    )]);
+    let prefix = cdc_testkit::unique_name("refresh");
+    let group = cdc_testkit::unique_name("g");
+    let consumer = BatchConsumer::new(&cfg, &group, None, opts(1000))?;
+    consumer.subscribe(&[&format!("^{prefix}\\..*")])?;
+    // Nothing matches yet: the group is joined with no partitions.
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        assert!(consumer.next_batch().await?.is_empty());
+    }
+    assert!(consumer.assignment().is_empty());
+
+    let topic = format!("{prefix}.late");
+    create_topic(&cfg, &topic, 2).await;
+    produce(&cfg, &topic, 0..10).await;
+    consumer.subscription_refresher().refresh().await?;
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while got.len() < 10 && Instant::now() < end {
+        got.extend(consumer.next_batch().await?.records);
+    }
+    assert_eq!(
+        got.len(),
+        10,
+        "records of the topic created after subscribing"
+    );
+    assert!(got.iter().all(|r| r.topic == topic));
+    let mut partitions: Vec<i32> = consumer
+        .assignment()
+        .iter()
+        .map(|tp| tp.partition)
+        .collect();
+    partitions.sort_unstable();
+    assert_eq!(partitions, vec![0, 1]);
+    consumer.close().await?;
+    Ok(())
+}
