@@ -34,7 +34,7 @@ pub enum Error {
         hint: String,
     },
     /// A client operation failed in librdkafka or on the broker.
-    #[error("kafka {operation} failed: {source}")]
+    #[error("kafka {operation} failed: {source}{}", reachability_hint(*.code))]
     Kafka {
         /// What we were doing (`create producer`, `commit offsets`, …).
         operation: &'static str,
@@ -187,7 +187,12 @@ impl Error {
     pub(crate) fn kafka(operation: &'static str) -> impl FnOnce(KafkaError) -> Error {
         move |source| Error::Kafka {
             operation,
-            code: source.rdkafka_error_code(),
+            // rdkafka reports no code for a failed admin operation; its
+            // variant carries one (a timeout, an authorization failure, …).
+            code: match &source {
+                KafkaError::AdminOp(code) => Some(*code),
+                other => other.rdkafka_error_code(),
+            },
             source: redact(source),
         }
     }
@@ -209,6 +214,27 @@ impl Error {
 }
 
 /// librdkafka's config errors quote the rejected value: hide secrets.
+/// What to check when librdkafka could not reach or hear from a broker
+/// (appended to the message; empty for other errors).
+fn reachability_hint(code: Option<RDKafkaErrorCode>) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match code {
+        Some(
+            C::OperationTimedOut
+            | C::RequestTimedOut
+            | C::AllBrokersDown
+            | C::BrokerTransportFailure
+            | C::Resolve
+            | C::MessageTimedOut,
+        ) => {
+            " (no broker answered: check that `bootstrap.servers` names running brokers \
+             reachable from here, and that `security.protocol` and the SASL/TLS settings \
+             match their listeners)"
+        }
+        _ => "",
+    }
+}
+
 fn redact(e: KafkaError) -> KafkaError {
     match e {
         KafkaError::ClientConfig(res, desc, key, value) if crate::config::is_sensitive(&key) => {
@@ -286,6 +312,25 @@ mod tests {
         ));
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("pw-123"), "{shown}");
+    }
+
+    #[test]
+    fn unreachable_brokers_say_what_to_check() {
+        let timed_out =
+            Error::kafka("create topics")(KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut));
+        let shown = timed_out.to_string();
+        assert!(shown.starts_with("kafka create topics failed: "), "{shown}");
+        assert!(shown.contains("`bootstrap.servers`"), "{shown}");
+        let refused = Error::kafka("create topics")(KafkaError::AdminOp(
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ));
+        assert!(
+            !refused.to_string().contains("bootstrap.servers"),
+            "{refused}"
+        );
+        // The admin operation's own code classifies it.
+        assert!(timed_out.is_retriable());
+        assert!(!refused.is_retriable());
     }
 
     #[test]

@@ -794,10 +794,17 @@ impl TransactionalProducer {
             // drops once it learns the broker's node id; the second one
             // leaves a connection to a real broker up. Measured: init took
             // ≈ 505 ms in 2 of 4 starts without these requests, in 8 of 20
-            // after one, in none of 16 after two. Errors here are left to
-            // `init_transactions`, which reports them.
+            // after one, in none of 16 after two. A failure ends these
+            // requests (5 s at most each, so an unreachable cluster is
+            // reported about as soon as before) and is left to
+            // `init_transactions`, which reports it.
             for _ in 0..2 {
-                let _ = p.client().fetch_metadata(Some(&topic), timeout);
+                if p.client()
+                    .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                    .is_err()
+                {
+                    break;
+                }
             }
             p.init_transactions(timeout)
                 .map_err(Error::transaction("init"))
