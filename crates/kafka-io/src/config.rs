@@ -12,6 +12,10 @@
 //! | `topic.creation.default.*`, `topic.creation.groups`, `topic.creation.<group>.*` | [`TopicCreation`] |
 //! | `errors.*` | [`ErrorHandling`] |
 //!
+//! Every client starts from `reconnect.backoff.ms=50`, the Java clients'
+//! default (librdkafka's is 100 ms, and it also paces a new client's first
+//! connection by half of it); any of the keys above may set it.
+//!
 //! Secrets (`*.password`, `sasl.jaas.config`, `*.secret`, PEM keys) are kept
 //! in [`ClientProperties`], whose `Debug` prints `[redacted]`, and never
 //! appear in error messages.
