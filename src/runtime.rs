@@ -19,6 +19,16 @@ use crate::sink_task::run_sink;
 use crate::source_task::{run_source, NewTopics, TaskContext};
 use crate::status::{ConnectorKind, ConnectorState, StatusBoard};
 
+/// A connector's helper task (gauges, subscription refreshes) that lives as
+/// long as this guard: dropping it aborts the task.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Worker-level settings (what Kafka Connect keeps in the worker config).
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {

@@ -34,6 +34,7 @@ use crate::converter::Converter;
 use crate::dead_letter::{DeadLetters, SinkBatchDeadLetters};
 use crate::error::Result;
 use crate::metrics::{ConnectorLabels, EventCounters, Metrics, PartitionLabels};
+use crate::runtime::AbortOnDrop;
 use crate::source_task::TaskContext;
 use crate::status::ConnectorState;
 
@@ -293,15 +294,6 @@ fn refresh_on_new_topics(consumer: &BatchConsumer, ctx: &TaskContext, name: &str
             }
         }
     }))
-}
-
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// How often the sink refreshes its consumer-lag gauges.

@@ -61,6 +61,7 @@ use crate::converter::{Converter, Spare};
 use crate::dead_letter::DeadLetters;
 use crate::error::{Error, Result};
 use crate::metrics::{ConnectorLabels, EventCounters, Metrics, SnapshotLabels};
+use crate::runtime::AbortOnDrop;
 use crate::status::{ConnectorState, StatusBoard};
 
 /// The class name Kafka Connect would report for errors in this task.
@@ -588,7 +589,10 @@ fn now_ms() -> i64 {
 
 /// Publishes the source's live progress — replication lag in bytes and
 /// the rows each table's snapshot reads — once a second while the task runs.
-struct SourceGauges(tokio::task::JoinHandle<()>);
+struct SourceGauges {
+    /// Held for its `Drop`: the task stops with the gauges.
+    _task: AbortOnDrop,
+}
 
 impl SourceGauges {
     fn start(metrics: &Arc<Metrics>, name: &str, source: &PgSource) -> Self {
@@ -599,7 +603,7 @@ impl SourceGauges {
         let lag_bytes = metrics.replication_lag_bytes.get_or_create(&labels).clone();
         let metrics = metrics.clone();
         let name = name.to_string();
-        Self(tokio::spawn(async move {
+        let task = AbortOnDrop(tokio::spawn(async move {
             let mut tick = tokio::time::interval(GAUGE_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut published = 0;
@@ -625,13 +629,8 @@ impl SourceGauges {
                     published = tables.len();
                 }
             }
-        }))
-    }
-}
-
-impl Drop for SourceGauges {
-    fn drop(&mut self) {
-        self.0.abort();
+        }));
+        Self { _task: task }
     }
 }
 
