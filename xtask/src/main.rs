@@ -79,8 +79,10 @@ enum Command {
     /// starts the services, loads N rows into the seed's `employees` table
     /// in a fresh database (slots created before the load, so every run
     /// drains the same WAL), then measures: PostgreSQL → Kafka against the
-    /// `pg_recvlogical` ceiling; the real Debezium connector (embedded
-    /// engine) on the same changes; PostgreSQL → Kafka → PostgreSQL; and
+    /// `pg_recvlogical` ceiling; the real Debezium connector on the same
+    /// changes, twice (its engine alone, writing nowhere, and as the seed
+    /// deploys it: in a Kafka Connect worker, writing to the same broker);
+    /// PostgreSQL → Kafka → PostgreSQL; and
     /// latency at 1k and 10k rows/s. Never asserts timings. Slots,
     /// databases, topics and processes it creates are removed at the end.
     Bench {
@@ -88,7 +90,7 @@ enum Command {
         /// or 50000 with --quick].
         #[arg(long)]
         rows: Option<u64>,
-        /// Skip the Debezium run (no Java engine, no comparison).
+        /// Skip both Debezium runs (no Java engine or Connect worker, no comparison).
         #[arg(long)]
         skip_debezium: bool,
         /// Skip the fixed-rate latency runs.
