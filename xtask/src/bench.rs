@@ -563,7 +563,7 @@ impl Results {
         if self.connect.is_some() {
             let _ = writeln!(
                 m,
-                "- Debezium in Kafka Connect (the goal's reference: the issue's ≈ 17k events/s, 58 s CPU per 500k events, 650 MiB describe this deployment): `java {DBZ_HEAP} -cp <Kafka 4.3.1 jars> org.apache.kafka.connect.cli.ConnectStandalone worker.properties source.json` — a standalone worker (the seed runs a distributed one; the source task's path is the same) with all Kafka Connect defaults (its producer: `acks=all`, no compression, `linger.ms=0`), `plugin.path` holding the Debezium 3.6.3 PostgreSQL plugin's jars, and the seed's `config/postg-source-connector.json` **unchanged** except the connection, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data` and `topic.prefix={}`; the topic is created by Connect with the seed's `topic.creation.default.*` (lz4 on the broker). Timed by `TopicWatch` (tools/debezium-capture), a separate JVM polling the topic's end offsets every 20 ms: the ratio uses its first→last-record rate (excludes JVM and worker start-up; favours Debezium). CPU = utime+stime of the worker (read when the last record was seen), RSS = its VmHWM sampled every 200 ms; the broker's CPU over the run is shown next to it, as pg-cdc's is.",
+                "- Debezium in Kafka Connect (the goal's reference: the issue's ≈ 17k events/s, 58 s CPU per 500k events, 650 MiB describe this deployment): `java {DBZ_HEAP} -cp <Kafka 4.3.1 jars> org.apache.kafka.connect.cli.ConnectStandalone worker.properties source.json` — a standalone worker (the seed runs a distributed one; the source task's path is the same) with all Kafka Connect defaults (its producer: `acks=all`, `max.in.flight.requests.per.connection=1`, idempotence off, no compression, `linger.ms=5`), `plugin.path` holding the Debezium 3.6.3 PostgreSQL plugin's jars, and the seed's `config/postg-source-connector.json` **unchanged** except the connection, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data` and `topic.prefix={}`; the topic is created by Connect with the seed's `topic.creation.default.*` (lz4 on the broker). Timed by `TopicWatch` (tools/debezium-capture), a separate JVM polling the topic's end offsets every 20 ms: the ratio uses its first→last-record rate (excludes JVM and worker start-up; favours Debezium). CPU = utime+stime of the worker (read when the last record was seen), RSS = its VmHWM sampled every 200 ms; the broker's CPU over the run is shown next to it, as pg-cdc's is.",
                 names.prefix_connect
             );
         }
@@ -1518,14 +1518,30 @@ impl Bench {
             data_dir: None,
         };
         let pid = connect.pid();
+        let status_path = format!("/connectors/{}/status", doc["name"].as_str().unwrap_or(""));
         let mut rss_kib = 0;
         let mut last_rss = Instant::now() - Duration::from_secs(1);
         let mut last_print = Instant::now();
+        let mut last_status = Instant::now();
         let status = loop {
             if let Some(st) = watch.child.try_wait()? {
                 break st;
             }
             connect.fail_if_exited()?;
+            // A failed task leaves the worker running: ask its REST API.
+            if last_status.elapsed() >= Duration::from_secs(2) {
+                if let Some(trace) = http_get(rest_port, &status_path)
+                    .ok()
+                    .and_then(|body| connect_failure(&body))
+                {
+                    bail!(
+                        "Debezium's connector failed in Kafka Connect:\n{trace}\nlast lines of {}:\n{}",
+                        connect.log.display(),
+                        process::tail(&connect.log, 20)
+                    );
+                }
+                last_status = Instant::now();
+            }
             if last_rss.elapsed() >= Duration::from_millis(200) {
                 if let Some((_, rss)) = proc_stats(pid) {
                     rss_kib = rss_kib.max(rss);
@@ -2143,6 +2159,19 @@ fn run_timeout(rows: u64) -> Duration {
     Duration::from_secs(120 + rows / 1_000)
 }
 
+/// The error of a FAILED connector or task in a Kafka Connect
+/// `GET /connectors/<name>/status` answer (its first lines), if any.
+fn connect_failure(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    std::iter::once(&v["connector"])
+        .chain(v["tasks"].as_array().into_iter().flatten())
+        .find(|s| s["state"] == "FAILED")
+        .map(|s| {
+            let trace = s["trace"].as_str().unwrap_or("(no trace)");
+            trace.lines().take(8).collect::<Vec<_>>().join("\n")
+        })
+}
+
 /// One line about a Debezium run.
 fn print_java_run(events: u64, rate: f64, from_start: f64, cpu: f64, rss_kib: u64) {
     println!(
@@ -2294,6 +2323,22 @@ mod tests {
             .contains("broker not measured"));
         let (busy, idle) = machine_ticks().expect("/proc/stat");
         assert!(busy > 0 && idle > 0);
+    }
+
+    #[test]
+    fn a_failed_connect_task_is_reported_with_its_trace() {
+        // Captured from Kafka Connect 4.3.1 running Debezium 3.6.3 with the
+        // seed's source config and a publication that does not exist.
+        let failed = include_str!("../tests/fixtures/connect-status-task-failed.json");
+        let trace = connect_failure(failed).expect("a FAILED task");
+        assert!(
+            trace.starts_with("org.apache.kafka.connect.errors.ConnectException: Publication autocreation is disabled"),
+            "{trace}"
+        );
+        assert!(trace.lines().count() <= 8);
+        let running = failed.replace("\"FAILED\"", "\"RUNNING\"");
+        assert_eq!(connect_failure(&running), None);
+        assert_eq!(connect_failure("not json"), None);
     }
 
     #[test]
