@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: tools/bench/source.sh ROWS [--source-set K=V ...]   prints pg_recvlogical and pg-cdc rows/s, CPU ticks, VmHWM
+# usage: tools/bench/source.sh ROWS [--source-set K=V ...]   prints pg_recvlogical and pg-cdc rows/s, CPU ticks (pg-cdc and the broker), minor page faults, VmHWM
 # Hand A/B measurement (source-only), used for the comparisons in docs/benchmarks.md.
 # Needs `cargo xtask services up` (default ports) and a release build of the
 # pipeline example; PIPELINE=<binary> picks another build, PERF=<prefix> wraps
@@ -15,12 +15,12 @@ S=$(date +%s.%N); pg_recvlogical -h 127.0.0.1 -p 55432 -U cdc -d $DB -S rl_$N --
 echo "pg_recvlogical: $(echo "$ROWS / ($E - $S)" | bc) rows/s"
 P=${PIPELINE:-$ROOT/target/release/examples/pipeline}
 RUST_LOG=${LOG:-warn} ${PERF} $P --source $ROOT/config/postg-source-connector.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/meas_data_$N --source-set database.hostname=127.0.0.1 --source-set database.port=55432 --source-set database.dbname=$DB --source-set slot.name=slot_$N --source-set publication.name=pub_$N --source-set publication.autocreate.mode=disabled --source-set snapshot.mode=no_data --source-set topic.prefix=m$N --source-set status.update.interval.ms=100 "$@" > /tmp/meas_run.log 2>&1 &
-PID=$!; S=$(date +%s.%N); FIRST=""; echo "prefix m$N started at $(date -u +%H:%M:%S.%N)"
+BPID=$(pgrep -f "kafka.Kafka" | head -1); B0=$(awk "{print \$14+\$15}" /proc/$BPID/stat); PID=$!; S=$(date +%s.%N); FIRST=""; echo "prefix m$N started at $(date -u +%H:%M:%S.%N)"
 # One psql session polls the slot (a new connection per poll cost ~15 % of the machine).
 coproc POLL { $Q -d $DB; }
 while true; do echo "select confirmed_flush_lsn >= '$END' from pg_replication_slots where slot_name='slot_$N';" >&${POLL[1]}; read -r -t 10 L <&${POLL[0]}; [ "$L" = "t" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/meas_run.log; break; }; sleep 0.05; done
 E=$(date +%s.%N); echo "\\q" >&${POLL[1]}
-T=$(awk '{print $14+$15}' /proc/$PID/stat); HWM=$(grep VmHWM /proc/$PID/status)
+B1=$(awk "{print \$14+\$15}" /proc/$BPID/stat); echo "broker cpu ticks $((B1-B0))"; T=$(awk '{print $14+$15, "minflt", $10}' /proc/$PID/stat); HWM=$(grep VmHWM /proc/$PID/status)
 echo "pg-cdc: $(echo "$ROWS / ($E - $S)" | bc) rows/s from start ($(echo "$E - $S" | bc) s), cpu ticks $T, $HWM"
 kill -INT $PID; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"
