@@ -213,7 +213,6 @@ impl Error {
     }
 }
 
-/// librdkafka's config errors quote the rejected value: hide secrets.
 /// What to check when librdkafka could not reach or hear from a broker
 /// (appended to the message; empty for other errors).
 fn reachability_hint(code: Option<RDKafkaErrorCode>) -> &'static str {
@@ -235,6 +234,7 @@ fn reachability_hint(code: Option<RDKafkaErrorCode>) -> &'static str {
     }
 }
 
+/// librdkafka's config errors quote the rejected value: hide secrets.
 fn redact(e: KafkaError) -> KafkaError {
     match e {
         KafkaError::ClientConfig(res, desc, key, value) if crate::config::is_sensitive(&key) => {
