@@ -1143,8 +1143,7 @@ impl Bench {
             "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{}' AND active",
             n.slot_kafka
         );
-        let broker = crate::kafka::Kafka::new(&self.layout).pid();
-        let broker_cpu0 = broker.and_then(proc_stats).map(|(c, _)| c);
+        let broker = CpuSince::start(crate::kafka::Kafka::new(&self.layout).pid());
         let machine0 = machine_ticks();
         let t = Instant::now();
         let mut p = self.spawn_pipeline("kafka", &args, None)?;
@@ -1194,10 +1193,7 @@ impl Bench {
             .map(
                 |((walsender, _), ((busy0, idle0), (busy1, idle1)))| CpuBudget {
                     walsender,
-                    broker: broker
-                        .and_then(proc_stats)
-                        .zip(broker_cpu0)
-                        .map(|((c1, _), c0)| c1 - c0),
+                    broker: broker.elapsed(),
                     idle: (idle1 - idle0) as f64
                         / ((busy1 + idle1) - (busy0 + idle0)).max(1) as f64,
                     cores: num_cpus(),
@@ -1302,12 +1298,10 @@ impl Bench {
             log: out_log.clone(),
             data_dir: None,
         };
-        let pid = p.pid();
         let timeout = run_timeout(opts.rows) * 3;
-        let mut rss_kib = 0;
+        let mut rss = PeakRss::new(p.pid());
         let mut from_start = None;
         let mut last_print = Instant::now();
-        let mut last_rss = Instant::now() - Duration::from_secs(1);
         let status = loop {
             if from_start.is_none()
                 && fs::read_to_string(&out_log)
@@ -1316,12 +1310,7 @@ impl Bench {
             {
                 from_start = Some(t.elapsed().as_secs_f64());
             }
-            if last_rss.elapsed() >= Duration::from_millis(200) {
-                if let Some((_, rss)) = proc_stats(pid) {
-                    rss_kib = rss_kib.max(rss);
-                }
-                last_rss = Instant::now();
-            }
+            rss.sample();
             if let Some(st) = p.child.try_wait()? {
                 break st;
             }
@@ -1361,12 +1350,7 @@ impl Bench {
             );
         };
         println!("  DbzBench: {line}");
-        let field = |k: &str| -> f64 {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0)
-        };
+        let field = |k: &str| kv_field(&line, k);
         let events = field("events") as u64;
         if events < opts.rows {
             bail!(
@@ -1382,7 +1366,7 @@ impl Bench {
             first_event_after_engine_start: field("first_event_after_start_s"),
             from_start_secs: from_start.unwrap_or(t.elapsed().as_secs_f64()),
             cpu,
-            rss_kib,
+            rss_kib: rss.kib,
         })
     }
 
@@ -1491,8 +1475,7 @@ impl Bench {
         let log = self.dir.join(format!("{}-connect.log", n.tag));
         let out = fs::File::create(&log)?;
         self.topics_used = true;
-        let broker = kafka.pid();
-        let broker_cpu0 = broker.and_then(proc_stats).map(|(c, _)| c);
+        let broker = CpuSince::start(kafka.pid());
         let t = Instant::now();
         let child = Command::new(&java)
             .arg(DBZ_HEAP)
@@ -1519,8 +1502,7 @@ impl Bench {
         };
         let pid = connect.pid();
         let status_path = format!("/connectors/{}/status", doc["name"].as_str().unwrap_or(""));
-        let mut rss_kib = 0;
-        let mut last_rss = Instant::now() - Duration::from_secs(1);
+        let mut peak = PeakRss::new(pid);
         let mut last_print = Instant::now();
         let mut last_status = Instant::now();
         let status = loop {
@@ -1542,12 +1524,7 @@ impl Bench {
                 }
                 last_status = Instant::now();
             }
-            if last_rss.elapsed() >= Duration::from_millis(200) {
-                if let Some((_, rss)) = proc_stats(pid) {
-                    rss_kib = rss_kib.max(rss);
-                }
-                last_rss = Instant::now();
-            }
+            peak.sample();
             if last_print.elapsed() > Duration::from_secs(5) {
                 let text = fs::read_to_string(&watch_log).unwrap_or_default();
                 let count = text
@@ -1566,10 +1543,7 @@ impl Bench {
         };
         let from_start_secs = t.elapsed().as_secs_f64();
         let (cpu, rss) = proc_stats(pid).context("reading /proc of the Connect worker")?;
-        let broker_cpu = broker
-            .and_then(proc_stats)
-            .zip(broker_cpu0)
-            .map(|((c1, _), c0)| c1 - c0);
+        let broker_cpu = broker.elapsed();
         connect.stop();
         let text = fs::read_to_string(&watch_log).unwrap_or_default();
         let Some(line) = text.lines().find(|l| l.starts_with("records=")) else {
@@ -1580,12 +1554,7 @@ impl Bench {
             );
         };
         println!("  TopicWatch: {line}");
-        let field = |k: &str| -> f64 {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0)
-        };
+        let field = |k: &str| kv_field(line, k);
         // TopicWatch's times count from its "watching", which came before
         // the worker's start.
         let watch_to_start = field("done_s") - from_start_secs;
@@ -1595,7 +1564,7 @@ impl Bench {
             first_record_secs: field("first_record_s") - watch_to_start,
             from_start_secs,
             cpu,
-            rss_kib: rss_kib.max(rss),
+            rss_kib: peak.kib.max(rss),
             broker_cpu,
         })
     }
@@ -2157,6 +2126,65 @@ fn target_dir(layout: &Layout) -> PathBuf {
 /// Generous per-run limit: 2 minutes plus 1 s per 1,000 rows.
 fn run_timeout(rows: u64) -> Duration {
     Duration::from_secs(120 + rows / 1_000)
+}
+
+/// The number after `key=` in a `key=value key=value …` result line (0 if
+/// missing), as DbzBench and TopicWatch print them.
+fn kv_field(line: &str, key: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The peak RSS of a child process, sampled at most every 200 ms.
+struct PeakRss {
+    pid: u32,
+    kib: u64,
+    last: Option<Instant>,
+}
+
+impl PeakRss {
+    fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            kib: 0,
+            last: None,
+        }
+    }
+
+    fn sample(&mut self) {
+        if self
+            .last
+            .is_some_and(|l| l.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        if let Some((_, rss)) = proc_stats(self.pid) {
+            self.kib = self.kib.max(rss);
+        }
+        self.last = Some(Instant::now());
+    }
+}
+
+/// CPU seconds another process (the broker) spends from `start` on.
+struct CpuSince {
+    pid: Option<u32>,
+    cpu0: Option<f64>,
+}
+
+impl CpuSince {
+    fn start(pid: Option<u32>) -> Self {
+        Self {
+            pid,
+            cpu0: pid.and_then(proc_stats).map(|(c, _)| c),
+        }
+    }
+
+    fn elapsed(&self) -> Option<f64> {
+        let (now, _) = self.pid.and_then(proc_stats)?;
+        Some(now - self.cpu0?)
+    }
 }
 
 /// The error of a FAILED connector or task in a Kafka Connect
