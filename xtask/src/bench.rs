@@ -2,10 +2,12 @@
 //! the physical ceiling and with the real Debezium connector, in one run.
 //!
 //! ```text
-//! fresh source db: employees + bench_latency, publication, slots recv/kafka/dbz/e2e
+//! fresh source db: employees + bench_latency, publication, slots warm*/recv/kafka/dbz/e2e
 //!                  (all created BEFORE the load, so every run drains the same WAL)
 //!   └─ load N rows into employees in 10k-row transactions, note pg_current_wal_lsn()
 //!
+//! [0] pipeline --source (slots warm1…, own topics), again until the  not timed: warms the broker
+//!     broker's JIT compilers are nearly idle (--warm-up passes at most)
 //! [1] pg_recvlogical -S recv … -E <end lsn> -f /dev/null --no-loop    the ceiling (timed)
 //! [2] pipeline --source (slot kafka, snapshot.mode=no_data)           from process start until the
 //!                                                                     slot's confirmed_flush_lsn ≥ end lsn
@@ -55,6 +57,8 @@ pub struct Options {
     pub sink_set: Vec<String>,
     /// Measure the existing release binary without building it.
     pub no_build: bool,
+    /// Warm-up passes at most (pg-cdc into Kafka, unmeasured) before [1].
+    pub warm_up: u32,
 }
 
 /// Fixed rates of the latency runs (rows/s).
@@ -218,6 +222,8 @@ struct Results {
     /// VmHWM of the end-to-end pipeline after the latency runs.
     e2e_final_rss_kib: Option<u64>,
     pipeline_log_lines: Vec<(String, usize)>,
+    /// Warm-up passes before the measured runs.
+    warm_up: Vec<WarmUp>,
     /// The end-to-end pipeline's Prometheus metrics after the last run.
     metrics_file: Option<PathBuf>,
 }
@@ -238,6 +244,16 @@ struct PipelineRun {
     rss_kib: u64,
     /// Where the machine's CPU went during the run (source-only run).
     budget: Option<CpuBudget>,
+}
+
+/// One warm-up pass (step [0]).
+#[derive(Debug)]
+struct WarmUp {
+    secs: f64,
+    /// The broker's CPU seconds over the pass.
+    broker_cpu: Option<f64>,
+    /// Seconds the broker's JIT compiler spent during the pass (`jstat`).
+    jit_secs: Option<f64>,
 }
 
 /// CPU seconds of the other processes on the path, and the machine's idle
@@ -547,6 +563,27 @@ impl Results {
             m,
             "- Ceiling: `pg_recvlogical -S <slot> --start -o proto_version=1 -o publication_names=<pub> -E <end lsn> -f /dev/null --no-loop`, wall time of the process, run on its own slot right before and right after pg-cdc's run (load on a shared machine changes by the minute); the ratio uses the faster run."
         );
+        if self.warm_up.is_empty() {
+            m.push_str("- Broker warm-up: none (`--warm-up 0`); a broker started shortly before compiles its produce and transaction paths during the measured runs.\n");
+        } else {
+            let passes: Vec<String> = self
+                .warm_up
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{:.1} s (broker {} s CPU, {} s compiling)",
+                        w.secs,
+                        w.broker_cpu.map_or("?".into(), |c| format!("{c:.1}")),
+                        w.jit_secs.map_or("?".into(), |j| format!("{j:.1}"))
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                m,
+                "- Broker warm-up (step [0], not measured): pg-cdc streamed the same changes into Kafka on its own slot and topics, pass after pass until the broker's JIT compilers (`jstat -compiler`) worked less than 10 % of a pass's time, at most `--warm-up` passes: {}. Debezium's runs come later and find the broker as warm.",
+                passes.join(", ")
+            );
+        }
         let _ = writeln!(
             m,
             "- pg-cdc → Kafka: `target/release/examples/pipeline --source config/postg-source-connector.json` with overrides (fresh database, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data`, `topic.prefix={}`, `status.update.interval.ms={}` so the slot position is reported promptly; connector renamed so its `transactional.id` is unique). Done when the slot's `confirmed_flush_lsn` (polled every {} ms) ≥ the end LSN — pg-cdc confirms a position only after the Kafka transaction holding its records committed. CPU = utime+stime and peak RSS = VmHWM of the process, read just before SIGTERM. CPU budget: the walsender's utime+stime (its pid from `pg_replication_slots.active_pid`; it starts with the run and is read before the pipeline stops), the broker's utime+stime over the run, the machine's idle + iowait share from `/proc/stat` over the run; the bound is cores ÷ (the three processes' CPU seconds per row).",
@@ -634,6 +671,14 @@ struct Names {
 }
 
 impl Names {
+    /// Slot and topic prefix of warm-up pass `i` (1-based).
+    fn warm_up(&self, i: u32) -> (String, String) {
+        (
+            format!("{}_warm{i}", self.tag),
+            format!("{}_w{i}", self.tag),
+        )
+    }
+
     fn new() -> Self {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -752,10 +797,11 @@ impl Bench {
             "setup: databases {} / {}, publication, {} slots, load {} rows",
             self.names.src_db,
             self.names.tgt_db,
-            if self.dbz.is_some() { 6 } else { 4 },
+            opts.warm_up + if self.dbz.is_some() { 6 } else { 4 },
             thousands(opts.rows as f64)
         ));
         let end_lsn = self.setup(opts, r)?;
+        self.warm_up(&end_lsn, opts, r)?;
 
         phase(r, "[1]", "pg_recvlogical (ceiling)");
         let slot = self.names.slot_recv.clone();
@@ -946,11 +992,12 @@ impl Bench {
             n.publication
         ))?;
         self.tgt(LATENCY_TARGET)?;
-        let mut slots = vec![
+        let mut slots: Vec<String> = (1..=opts.warm_up).map(|i| n.warm_up(i).0).collect();
+        slots.extend([
             n.slot_recv.clone(),
             n.slot_kafka.clone(),
             n.slot_recv2.clone(),
-        ];
+        ]);
         if self.dbz.is_some() {
             slots.push(n.slot_dbz.clone());
             slots.push(n.slot_connect.clone());
@@ -1121,6 +1168,52 @@ impl Bench {
         })
     }
 
+    /// Step [0]: pg-cdc streams the same changes into Kafka on its own slot
+    /// (own topics), unmeasured, until a pass leaves the broker's JIT
+    /// compiler nearly idle (under 10 % of the pass's time compiling) or
+    /// `opts.warm_up` passes ran. A broker started just before the bench
+    /// otherwise compiles its produce and transaction paths during the
+    /// measured runs: on a fresh broker, three 500k-row passes took 7.7 /
+    /// 5.0 / 4.2 s of broker CPU while its compilers worked 6.7 / 4.2 /
+    /// 3.5 s (docs/benchmarks.md, 2026-11-25 05:45).
+    fn warm_up(&mut self, end_lsn: &str, opts: &Options, r: &mut Results) -> Result<()> {
+        if opts.warm_up == 0 {
+            return Ok(());
+        }
+        phase(
+            r,
+            "[0]",
+            "warm-up: pg-cdc → Kafka on the same changes, own slot and topics (not measured)",
+        );
+        let broker = crate::kafka::Kafka::new(&self.layout).pid();
+        for i in 1..=opts.warm_up {
+            let (slot, prefix) = self.names.warm_up(i);
+            let jit0 = broker.and_then(jit_seconds);
+            let (run, _) = self.run_source(&slot, &prefix, &format!("warm{i}"), end_lsn, opts)?;
+            let jit = jit0.zip(broker.and_then(jit_seconds)).map(|(a, b)| b - a);
+            let broker_cpu = run.budget.as_ref().and_then(|b| b.broker);
+            println!(
+                "  pass {i}: {:.2} s, {} rows/s; broker {} s CPU, {} s of JIT compilation",
+                run.secs,
+                thousands(r.rate(run.secs)),
+                broker_cpu.map_or("?".into(), |c| format!("{c:.1}")),
+                jit.map_or("?".into(), |j| format!("{j:.1}")),
+            );
+            r.warm_up.push(WarmUp {
+                secs: run.secs,
+                broker_cpu,
+                jit_secs: jit,
+            });
+            match jit {
+                Some(j) if j < 0.1 * run.secs => break,
+                // Without jstat there is no way to tell: one pass.
+                None => break,
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     fn run_source_only(
         &mut self,
         end_lsn: &str,
@@ -1128,25 +1221,41 @@ impl Bench {
         r: &mut Results,
     ) -> Result<PipelineRun> {
         let n = self.names.clone();
+        let (run, lines) =
+            self.run_source(&n.slot_kafka, &n.prefix_kafka, "kafka", end_lsn, opts)?;
+        r.pipeline_log_lines.push(("source only".into(), lines));
+        Ok(run)
+    }
+
+    /// pg-cdc's source connector alone on `slot` (topics under `prefix`),
+    /// from process start until the slot confirmed `end_lsn`; with the
+    /// number of lines it logged.
+    fn run_source(
+        &mut self,
+        slot: &str,
+        prefix: &str,
+        what: &str,
+        end_lsn: &str,
+        opts: &Options,
+    ) -> Result<(PipelineRun, usize)> {
+        let n = self.names.clone();
         let end = parse_lsn(end_lsn)?;
-        let mut slots = self.session(self.src_port(), &n.src_db, "slot")?;
+        let mut slots = self.session(self.src_port(), &n.src_db, &format!("slot-{what}"))?;
         let slot_sql = format!(
-            "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{}'",
-            n.slot_kafka
+            "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
         );
         let start_lsn = slots
             .value(&slot_sql)?
             .and_then(|v| parse_lsn(&v).ok())
             .context("reading the slot's confirmed_flush_lsn")?;
-        let args = self.source_args(&n.slot_kafka, &n.prefix_kafka, &format!("{}-src", n.tag))?;
+        let args = self.source_args(slot, prefix, &format!("{}-src-{what}", n.tag))?;
         let active_sql = format!(
-            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{}' AND active",
-            n.slot_kafka
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
         );
         let broker = CpuSince::start(crate::kafka::Kafka::new(&self.layout).pid());
         let machine0 = machine_ticks();
         let t = Instant::now();
-        let mut p = self.spawn_pipeline("kafka", &args, None)?;
+        let mut p = self.spawn_pipeline(what, &args, None)?;
         let timeout = run_timeout(opts.rows);
         let mut first = None;
         let mut walsender: Option<u32> = None;
@@ -1200,15 +1309,16 @@ impl Bench {
                 },
             );
         p.stop();
-        r.pipeline_log_lines
-            .push(("source only".into(), count_lines(&p.log)));
-        Ok(PipelineRun {
-            secs,
-            first_progress_secs: first,
-            cpu,
-            rss_kib,
-            budget,
-        })
+        Ok((
+            PipelineRun {
+                secs,
+                first_progress_secs: first,
+                cpu,
+                rss_kib,
+                budget,
+            },
+            count_lines(&p.log),
+        ))
     }
 
     fn run_debezium(&self, opts: &Options) -> Result<DbzRun> {
@@ -2105,6 +2215,32 @@ fn proc_stats(pid: u32) -> Option<(f64, u64)> {
     Some((cpu, hwm))
 }
 
+/// Seconds a JVM's JIT compilers have spent compiling since it started
+/// (`jstat -compiler <pid>`, the JDK's tool next to the `java` Kafka runs
+/// with); `None` when jstat is missing or cannot attach.
+fn jit_seconds(pid: u32) -> Option<f64> {
+    let java = crate::kafka::Kafka::java().ok()?;
+    let jstat = fs::canonicalize(&java)
+        .unwrap_or(java)
+        .with_file_name("jstat");
+    let out = Command::new(jstat)
+        .args(["-compiler", &pid.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_jstat_compile_time(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `Time` column (seconds) of `jstat -compiler` output.
+fn parse_jstat_compile_time(out: &str) -> Option<f64> {
+    let mut lines = out.lines();
+    let column = lines.next()?.split_whitespace().position(|h| h == "Time")?;
+    lines.next()?.split_whitespace().nth(column)?.parse().ok()
+}
+
 /// CPU seconds of this process's reaped children (cutime + cstime).
 fn children_cpu() -> f64 {
     stat_fields("self")
@@ -2367,6 +2503,24 @@ mod tests {
         let running = failed.replace("\"FAILED\"", "\"RUNNING\"");
         assert_eq!(connect_failure(&running), None);
         assert_eq!(connect_failure("not json"), None);
+    }
+
+    #[test]
+    fn the_brokers_compile_time_is_read_from_jstat() {
+        // Captured from `jstat -compiler <broker pid>` (OpenJDK 17) on the
+        // dev broker, a few minutes after it started.
+        let out = include_str!("../tests/fixtures/jstat-compiler.txt");
+        assert_eq!(parse_jstat_compile_time(out), Some(14.81));
+        let header_only = out.lines().next().unwrap_or_default();
+        assert_eq!(parse_jstat_compile_time(header_only), None);
+        assert_eq!(
+            parse_jstat_compile_time("Compiled Failed\n    7760      1\n"),
+            None,
+            "no Time column"
+        );
+        assert_eq!(parse_jstat_compile_time("12345 not attachable"), None);
+        // This test's own process is no JVM: no answer, no panic.
+        assert_eq!(jit_seconds(std::process::id()), None);
     }
 
     #[test]

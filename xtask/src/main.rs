@@ -114,6 +114,13 @@ enum Command {
         /// does not compile).
         #[arg(long)]
         no_build: bool,
+        /// Warm-up passes at most before measuring: pg-cdc streams the same
+        /// changes into Kafka (own slot, own topics; not measured) until a
+        /// pass leaves the broker's JIT compiler nearly idle. A freshly
+        /// started broker otherwise spends seconds compiling its produce and
+        /// transaction paths during the measured run (0: no warm-up).
+        #[arg(long, value_name = "PASSES", default_value_t = 3)]
+        warm_up: u32,
     },
 }
 
@@ -163,6 +170,7 @@ fn main() {
             source_set,
             sink_set,
             no_build,
+            warm_up,
         } => {
             let command = std::iter::once("cargo xtask".to_string())
                 .chain(std::env::args().skip(1))
@@ -179,6 +187,7 @@ fn main() {
                     source_set,
                     sink_set,
                     no_build,
+                    warm_up,
                 },
             )
         }
