@@ -256,6 +256,19 @@ struct WarmUp {
     jit_secs: Option<f64>,
 }
 
+impl WarmUp {
+    /// "8.1 s (broker 4.2 s CPU, 3.5 s compiling)"; `?` for what was not read.
+    fn describe(&self) -> String {
+        let secs = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.1}"));
+        format!(
+            "{:.1} s (broker {} s CPU, {} s compiling)",
+            self.secs,
+            secs(self.broker_cpu),
+            secs(self.jit_secs)
+        )
+    }
+}
+
 /// CPU seconds of the other processes on the path, and the machine's idle
 /// share, over one run: what bounds the rate when every core is busy.
 #[derive(Debug, Clone, Copy)]
@@ -566,18 +579,7 @@ impl Results {
         if self.warm_up.is_empty() {
             m.push_str("- Broker warm-up: none (`--warm-up 0`); a broker started shortly before compiles its produce and transaction paths during the measured runs.\n");
         } else {
-            let passes: Vec<String> = self
-                .warm_up
-                .iter()
-                .map(|w| {
-                    format!(
-                        "{:.1} s (broker {} s CPU, {} s compiling)",
-                        w.secs,
-                        w.broker_cpu.map_or("?".into(), |c| format!("{c:.1}")),
-                        w.jit_secs.map_or("?".into(), |j| format!("{j:.1}"))
-                    )
-                })
-                .collect();
+            let passes: Vec<String> = self.warm_up.iter().map(WarmUp::describe).collect();
             let _ = writeln!(
                 m,
                 "- Broker warm-up (step [0], not measured): pg-cdc streamed the same changes into Kafka on its own slot and topics, pass after pass until the broker's JIT compilers (`jstat -compiler`) worked less than 10 % of a pass's time, at most `--warm-up` passes: {}. Debezium's runs come later and find the broker as warm.",
@@ -1191,19 +1193,17 @@ impl Bench {
             let jit0 = broker.and_then(jit_seconds);
             let (run, _) = self.run_source(&slot, &prefix, &format!("warm{i}"), end_lsn, opts)?;
             let jit = jit0.zip(broker.and_then(jit_seconds)).map(|(a, b)| b - a);
-            let broker_cpu = run.budget.as_ref().and_then(|b| b.broker);
-            println!(
-                "  pass {i}: {:.2} s, {} rows/s; broker {} s CPU, {} s of JIT compilation",
-                run.secs,
-                thousands(r.rate(run.secs)),
-                broker_cpu.map_or("?".into(), |c| format!("{c:.1}")),
-                jit.map_or("?".into(), |j| format!("{j:.1}")),
-            );
-            r.warm_up.push(WarmUp {
+            let pass = WarmUp {
                 secs: run.secs,
-                broker_cpu,
+                broker_cpu: run.budget.as_ref().and_then(|b| b.broker),
                 jit_secs: jit,
-            });
+            };
+            println!(
+                "  pass {i}: {} rows/s, {}",
+                thousands(r.rate(run.secs)),
+                pass.describe()
+            );
+            r.warm_up.push(pass);
             match jit {
                 Some(j) if j < 0.1 * run.secs => break,
                 // Without jstat there is no way to tell: one pass.
