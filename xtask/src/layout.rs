@@ -30,9 +30,17 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of the checkout this xtask binary was built from.
+    /// The layout of the checkout xtask runs for: `cargo run` names the
+    /// package's directory in `CARGO_MANIFEST_DIR` at run time; the
+    /// directory it was built in is the fallback. (A target directory moved
+    /// between clones keeps a binary cargo sees no reason to rebuild: the
+    /// build-time path would then point at the other clone.)
     pub fn discover() -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.join("Cargo.toml").is_file())
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let root = manifest_dir
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));

@@ -43,8 +43,8 @@ fn broker_err(msg: impl Into<String>) -> Error {
     Error::Broker(msg.into())
 }
 
-fn free_port() -> Result<u16, Error> {
-    process::free_port().map_err(|e| broker_err(format!("no free port: {e}")))
+fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
+    process::free_ports().map_err(|e| broker_err(format!("no free port: {e}")))
 }
 
 /// The Kafka broker + tools classpath written by `cargo xtask services up`.
@@ -125,9 +125,10 @@ impl KafkaBroker {
         let dir = base.join(unique_name("kafka_broker"));
         fs::create_dir_all(&dir)
             .map_err(|e| broker_err(format!("creating {}: {e}", dir.display())))?;
+        let [port, controller_port] = free_ports()?;
         let mut broker = KafkaBroker {
-            port: free_port()?,
-            controller_port: free_port()?,
+            port,
+            controller_port,
             java: java()?,
             classpath: kafka_classpath()?,
             dir,

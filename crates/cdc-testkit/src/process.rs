@@ -34,9 +34,21 @@ pub(crate) fn find_java() -> Option<PathBuf> {
 
 /// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
 pub(crate) fn free_port() -> std::io::Result<u16> {
-    TcpListener::bind("127.0.0.1:0")?
-        .local_addr()
-        .map(|a| a.port())
+    Ok(free_ports::<1>()?[0])
+}
+
+/// `N` distinct free loopback ports: each listener is held until all are
+/// chosen (ports taken one at a time could repeat: the kernel may hand the
+/// same one out again once its listener is closed).
+pub(crate) fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, l) in ports.iter_mut().zip(&listeners) {
+        *port = l.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// The last 30 lines of a log file (empty if unreadable).

@@ -1001,13 +1001,10 @@ impl Transaction<'_> {
             // rust-rdkafka's commit_transaction flushes first, and its flush
             // polls in 100 ms steps (busy-waiting below 1 ms): every commit
             // would take ≥ 100 ms. Wait here for the threaded producer's own
-            // poll thread to see every delivery, sleeping in short steps, so
-            // the flush inside commit finds nothing outstanding.
+            // poll thread to see every delivery, so the flush inside commit
+            // finds nothing outstanding.
             let started = Instant::now();
-            let deadline = started + timeout;
-            while p.in_flight_count() > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(500));
-            }
+            await_deliveries(&p, started + timeout);
             let delivered = Instant::now();
             let result = p
                 .commit_transaction(timeout)
@@ -1045,15 +1042,35 @@ impl Transaction<'_> {
 
     /// Aborts the transaction: nothing sent in it becomes visible to
     /// `read_committed` consumers.
+    ///
+    /// Records still in flight are first let through (bounded by the
+    /// producer's timeout; they are aborted with the rest): librdkafka
+    /// counts a partition as part of the transaction once it has *asked*
+    /// the coordinator to add it, so an abort racing that request — which
+    /// the coordinator refuses with `CONCURRENT_TRANSACTIONS` while the
+    /// previous transaction's markers are still being written — sends
+    /// `EndTxn` for a transaction the coordinator never opened, and the
+    /// coordinator's `INVALID_TXN_STATE` answer is fatal to the producer
+    /// (librdkafka issue 4849). A delivered record proves its partition
+    /// was added.
     pub async fn abort(mut self) -> Result<()> {
         self.open = false;
         let p = self.producer.inner.clone();
         let timeout = self.producer.timeout;
         blocking(move || {
+            await_deliveries(&p, Instant::now() + timeout);
             p.abort_transaction(timeout)
                 .map_err(Error::transaction("abort"))
         })
         .await
+    }
+}
+
+/// Waits until the producer has no record in flight (every delivery seen
+/// by its poll thread) or `deadline` passes, sleeping in short steps.
+fn await_deliveries(producer: &ThreadedProducer<DefaultProducerContext>, deadline: Instant) {
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(500));
     }
 }
 
@@ -1064,10 +1081,11 @@ impl Drop for Transaction<'_> {
                 transactional_id = %self.producer.transactional_id,
                 "transaction dropped without commit or abort; aborting"
             );
-            let _ = self
-                .producer
-                .inner
-                .abort_transaction(Duration::from_secs(30));
+            // As in `abort`: let in-flight records prove their partitions
+            // were added before `EndTxn` goes out.
+            let timeout = Duration::from_secs(30);
+            await_deliveries(&self.producer.inner, Instant::now() + timeout);
+            let _ = self.producer.inner.abort_transaction(timeout);
         }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kafka_io::{BatchConsumer, BatchOptions, Record, TransactionalProducer};
+use kafka_io::{Record, TransactionalProducer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_transactions_are_invisible_and_positions_resume() -> TestResult {
@@ -62,29 +62,7 @@ async fn aborted_transactions_are_invisible_and_positions_resume() -> TestResult
         Some(&b"lsn=0/200"[..])
     );
 
-    let c = BatchConsumer::new(
-        &cfg,
-        &cdc_testkit::unique_name("rc"),
-        None,
-        BatchOptions {
-            max_records: 1000,
-            max_wait: Duration::from_millis(500),
-            ..BatchOptions::default()
-        },
-    )?;
-    c.subscribe(&[&topic])?;
-    let mut got = Vec::new();
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < end {
-        got.extend(c.next_batch().await?.records);
-        if got.len() >= 11 {
-            // Keep reading a little: nothing aborted may show up later.
-            for _ in 0..4 {
-                got.extend(c.next_batch().await?.records);
-            }
-            break;
-        }
-    }
+    let got = consume_n_and_settle(&cfg, &topic, 11, Duration::from_secs(30)).await;
     let values: Vec<_> = got
         .iter()
         .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
@@ -94,6 +72,62 @@ async fn aborted_transactions_are_invisible_and_positions_resume() -> TestResult
         values.iter().all(|v| v.starts_with("committed")),
         "{values:?}"
     );
+    Ok(())
+}
+
+/// An abort issued right after the previous commit — while the
+/// coordinator may still be writing that commit's markers and answering
+/// `CONCURRENT_TRANSACTIONS` to the new transaction's partitions — leaves
+/// the producer usable (CI once saw librdkafka send `EndTxn` for a
+/// transaction the coordinator never opened: a fatal `INVALID_TXN_STATE`).
+/// Repeated to give the race many chances; the committed records are all
+/// there and nothing aborted is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborts_right_after_commits_keep_the_producer_usable() -> TestResult {
+    init_tracing();
+    let cfg = config(&[]);
+    let topic = cdc_testkit::unique_name("txn_abort_race");
+    let positions = cdc_testkit::unique_name("txn_abort_race_pos");
+    let txn_id = cdc_testkit::unique_name("abort_race");
+    create_topic(&cfg, &topic, 6).await;
+
+    const ROUNDS: usize = 40;
+    let mut p = TransactionalProducer::new(&cfg, &txn_id, &positions).await?;
+    for round in 0..ROUNDS {
+        let mut t = p.begin()?;
+        for i in 0..6 {
+            t.send(
+                &Record::to(&topic)
+                    .key(format!("c{round}-{i}").as_bytes())
+                    .value(b"committed"),
+            )
+            .await?;
+        }
+        t.commit(format!("round={round}").as_bytes()).await?;
+        let mut t = p.begin()?;
+        for i in 0..6 {
+            t.send(
+                &Record::to(&topic)
+                    .key(format!("a{round}-{i}").as_bytes())
+                    .value(b"aborted"),
+            )
+            .await?;
+        }
+        t.abort()
+            .await
+            .map_err(|e| format!("abort after commit {round}: {e}"))?;
+    }
+    assert_eq!(
+        p.last_committed_position().await?.as_deref(),
+        Some(format!("round={}", ROUNDS - 1).as_bytes())
+    );
+
+    let got = consume_n_and_settle(&cfg, &topic, ROUNDS * 6, Duration::from_secs(30)).await;
+    let aborted = got
+        .iter()
+        .filter(|r| r.value.as_deref() != Some(&b"committed"[..]))
+        .count();
+    assert_eq!((got.len(), aborted), (ROUNDS * 6, 0));
     Ok(())
 }
 

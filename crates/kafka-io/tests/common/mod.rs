@@ -70,6 +70,29 @@ pub async fn consume_n(
     n: usize,
     timeout: Duration,
 ) -> Vec<ConsumedRecord> {
+    consume(config, topic, n, timeout, 0).await
+}
+
+/// Reads `n` records of `topic` as [`consume_n`] does, then a few batches
+/// more: whatever must not be there (aborted, duplicated) has had its
+/// chance to show up. Returns everything read.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn consume_n_and_settle(
+    config: &KafkaConfig,
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<ConsumedRecord> {
+    consume(config, topic, n, timeout, 4).await
+}
+
+async fn consume(
+    config: &KafkaConfig,
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+    settle_batches: usize,
+) -> Vec<ConsumedRecord> {
     let group = cdc_testkit::unique_name("reader");
     let c = BatchConsumer::new(
         config,
@@ -93,6 +116,9 @@ pub async fn consume_n(
         );
         let b = c.next_batch().await.expect("batch");
         out.extend(b.records);
+    }
+    for _ in 0..settle_batches {
+        out.extend(c.next_batch().await.expect("batch").records);
     }
     out
 }
