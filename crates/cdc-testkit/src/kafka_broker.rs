@@ -118,7 +118,26 @@ fn cluster_id() -> String {
 impl KafkaBroker {
     /// Formats storage in a fresh directory and starts a broker on free
     /// ports; returns once it answers requests (blocking, up to 120 s).
+    ///
+    /// A start that fails is tried twice more in a fresh directory on new
+    /// ports (each failure is printed): a port found free can be taken by
+    /// another process's connection before the JVM binds it.
     pub fn start() -> Result<Self, Error> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Ok(broker) => return Ok(broker),
+                Err(e) if attempt < ATTEMPTS => {
+                    eprintln!("kafka broker: start {attempt} of {ATTEMPTS} failed, retrying: {e}");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self, Error> {
         let base = target_dir()
             .map(|t| t.join("tmp"))
             .unwrap_or_else(std::env::temp_dir);
