@@ -1043,8 +1043,8 @@ impl Transaction<'_> {
     /// Aborts the transaction: nothing sent in it becomes visible to
     /// `read_committed` consumers.
     ///
-    /// Records still in flight are first let through (bounded by the
-    /// producer's timeout; they are aborted with the rest): librdkafka
+    /// Records still in flight are first let through (for at most
+    /// [`ABORT_DRAIN`]; they are aborted with the rest): librdkafka
     /// counts a partition as part of the transaction once it has *asked*
     /// the coordinator to add it, so an abort racing that request — which
     /// the coordinator refuses with `CONCURRENT_TRANSACTIONS` while the
@@ -1058,13 +1058,20 @@ impl Transaction<'_> {
         let p = self.producer.inner.clone();
         let timeout = self.producer.timeout;
         blocking(move || {
-            await_deliveries(&p, Instant::now() + timeout);
+            await_deliveries(&p, Instant::now() + ABORT_DRAIN);
             p.abort_transaction(timeout)
                 .map_err(Error::transaction("abort"))
         })
         .await
     }
 }
+
+/// How long an abort lets in-flight records through first. The race it
+/// closes lasts as long as the coordinator takes to write the previous
+/// commit's markers (milliseconds); records still undelivered after this
+/// point to a broker in trouble, where waiting longer only delays the
+/// abort's own error.
+pub const ABORT_DRAIN: Duration = Duration::from_secs(5);
 
 /// Waits until the producer has no record in flight (every delivery seen
 /// by its poll thread) or `deadline` passes, sleeping in short steps.
@@ -1083,9 +1090,11 @@ impl Drop for Transaction<'_> {
             );
             // As in `abort`: let in-flight records prove their partitions
             // were added before `EndTxn` goes out.
-            let timeout = Duration::from_secs(30);
-            await_deliveries(&self.producer.inner, Instant::now() + timeout);
-            let _ = self.producer.inner.abort_transaction(timeout);
+            await_deliveries(&self.producer.inner, Instant::now() + ABORT_DRAIN);
+            let _ = self
+                .producer
+                .inner
+                .abort_transaction(Duration::from_secs(30));
         }
     }
 }
