@@ -76,7 +76,6 @@ pub async fn consume_n(
 /// Reads `n` records of `topic` as [`consume_n`] does, then a few batches
 /// more: whatever must not be there (aborted, duplicated) has had its
 /// chance to show up. Returns everything read.
-#[allow(dead_code)] // not every test binary uses it
 pub async fn consume_n_and_settle(
     config: &KafkaConfig,
     topic: &str,
