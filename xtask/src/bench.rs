@@ -267,6 +267,12 @@ impl WarmUp {
             secs(self.jit_secs)
         )
     }
+
+    /// Whether the broker's JIT compilers worked less than 10 % of the
+    /// pass (no `jstat`: there is no telling, so yes).
+    fn settled(&self) -> bool {
+        self.jit_secs.is_none_or(|j| j < 0.1 * self.secs)
+    }
 }
 
 /// CPU seconds of the other processes on the path, and the machine's idle
@@ -585,6 +591,9 @@ impl Results {
                 "- Broker warm-up (step [0], not measured): pg-cdc streamed the same changes into Kafka on its own slot and topics, pass after pass until the broker's JIT compilers (`jstat -compiler`) worked less than 10 % of a pass's time, at most `--warm-up` passes: {}. Debezium's runs come later and find the broker as warm.",
                 passes.join(", ")
             );
+            if self.warm_up.last().is_some_and(|p| !p.settled()) {
+                m.push_str("- **The broker was still compiling after the last warm-up pass**: the measured runs include the rest of its JIT work (more CPU per row on the broker, longer latencies); a run with more `--warm-up` passes, or on a broker that has been running for a while, measures the warm state.\n");
+            }
         }
         let _ = writeln!(
             m,
@@ -1203,13 +1212,17 @@ impl Bench {
                 thousands(r.rate(run.secs)),
                 pass.describe()
             );
+            let settled = pass.settled();
             r.warm_up.push(pass);
-            match jit {
-                Some(j) if j < 0.1 * run.secs => break,
-                // Without jstat there is no way to tell: one pass.
-                None => break,
-                Some(_) => {}
+            if settled {
+                break;
             }
+        }
+        if r.warm_up.last().is_some_and(|p| !p.settled()) {
+            println!(
+                "  the broker's JIT was still compiling after {} passes: the measured runs pay for the rest (--warm-up N for more passes)",
+                r.warm_up.len()
+            );
         }
         Ok(())
     }
@@ -2459,6 +2472,43 @@ mod tests {
         assert_eq!(l, (0x16 << 32) | 0xB374_D848);
         assert_eq!(fmt_lsn(l), "16/B374D848");
         Ok(())
+    }
+
+    #[test]
+    fn a_broker_still_compiling_after_the_warm_up_is_flagged_in_the_report() {
+        let pass = |secs: f64, jit: Option<f64>| WarmUp {
+            secs,
+            broker_cpu: Some(3.0),
+            jit_secs: jit,
+        };
+        assert!(pass(10.0, Some(0.9)).settled());
+        assert!(!pass(10.0, Some(1.0)).settled());
+        assert!(pass(10.0, None).settled(), "no jstat: no telling");
+        let opts = Options {
+            rows: 1_000,
+            skip_debezium: true,
+            skip_latency: true,
+            latency_secs: 1,
+            command: "cargo xtask bench".into(),
+            source_set: Vec::new(),
+            sink_set: Vec::new(),
+            no_build: true,
+            warm_up: 2,
+        };
+        let names = Names::new();
+        let flag = "The broker was still compiling after the last warm-up pass";
+        let report = |passes: Vec<WarmUp>| {
+            Results {
+                warm_up: passes,
+                ..Results::default()
+            }
+            .markdown(&opts, &names, None)
+        };
+        let cold = report(vec![pass(15.2, Some(14.4)), pass(12.1, Some(8.2))]);
+        assert!(cold.contains(flag), "{cold}");
+        assert!(cold.contains("15.2 s (broker 3.0 s CPU, 14.4 s compiling)"));
+        let warm = report(vec![pass(15.2, Some(14.4)), pass(11.1, Some(0.2))]);
+        assert!(!warm.contains(flag), "{warm}");
     }
 
     #[test]

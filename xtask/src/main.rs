@@ -118,8 +118,9 @@ enum Command {
         /// changes into Kafka (own slot, own topics; not measured) until a
         /// pass leaves the broker's JIT compiler nearly idle. A freshly
         /// started broker otherwise spends seconds compiling its produce and
-        /// transaction paths during the measured run (0: no warm-up).
-        #[arg(long, value_name = "PASSES", default_value_t = 3)]
+        /// transaction paths during the measured run (0: no warm-up). A
+        /// broker started a minute before needed four passes (10–15 s each).
+        #[arg(long, value_name = "PASSES", default_value_t = 5)]
         warm_up: u32,
     },
 }
