@@ -702,11 +702,9 @@ fn producer_defaults(
 /// runs each (docs/benchmarks.md): at 1k rows/s, 5 ms gave p50 26–30 ms
 /// and p99 73–93 ms, 2 ms p50 19–23 ms and p99 59–75 ms, with the same
 /// throughput, CPU and end-to-end rate, and a 10k rows/s tail no longer
-/// than before (p99 96–241 against 94–369 ms).
-/// 0 ms was worse at 10k rows/s
-/// (p99 649 and 917 ms, against 94–369 ms at 5 ms): without lingering the
-/// batches are too small for the five requests a partition may have in
-/// flight.
+/// than before (p99 96–241 against 94–369 ms). 0 ms was worse at 10k
+/// rows/s (p99 649 and 917 ms): without lingering the batches are too
+/// small for the five requests a partition may have in flight.
 pub const SOURCE_LINGER_MS: u32 = 2;
 
 /// Latency and lag gauges of one connector.

@@ -1197,6 +1197,7 @@ impl Bench {
             "warm-up: pg-cdc → Kafka on the same changes, own slot and topics (not measured)",
         );
         let broker = crate::kafka::Kafka::new(&self.layout).pid();
+        let mut settled = false;
         for i in 1..=opts.warm_up {
             let (slot, prefix) = self.names.warm_up(i);
             let jit0 = broker.and_then(jit_seconds);
@@ -1212,13 +1213,13 @@ impl Bench {
                 thousands(r.rate(run.secs)),
                 pass.describe()
             );
-            let settled = pass.settled();
+            settled = pass.settled();
             r.warm_up.push(pass);
             if settled {
                 break;
             }
         }
-        if r.warm_up.last().is_some_and(|p| !p.settled()) {
+        if !settled {
             println!(
                 "  the broker's JIT was still compiling after {} passes: the measured runs pay for the rest (--warm-up N for more passes)",
                 r.warm_up.len()

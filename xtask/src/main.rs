@@ -119,7 +119,8 @@ enum Command {
         /// pass leaves the broker's JIT compiler nearly idle. A freshly
         /// started broker otherwise spends seconds compiling its produce and
         /// transaction paths during the measured run (0: no warm-up). A
-        /// broker started a minute before needed four passes (10–15 s each).
+        /// broker started three minutes before still compiled 4.5 s of an
+        /// 11 s third pass.
         #[arg(long, value_name = "PASSES", default_value_t = 5)]
         warm_up: u32,
     },
