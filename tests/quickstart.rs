@@ -297,10 +297,16 @@ async fn at_least_once_with_heartbeats_and_transaction_metadata() -> TestResult 
             .and_then(|h| h.value.as_deref())
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
+    // The two records have different keys, so usually different
+    // partitions: wait for both (either may be fetched first).
     let records = read_until(
         brokers,
         &format!("{}.public.employees", setup.prefix),
-        |got| got.iter().any(|r| header(r, "__debezium.oldkey").is_some()),
+        |got| {
+            ["__debezium.oldkey", "__debezium.newkey"]
+                .iter()
+                .all(|name| got.iter().any(|r| header(r, name).is_some()))
+        },
     )
     .await?;
     let op = |r: &kafka_io::ConsumedRecord| -> String {
