@@ -13,7 +13,7 @@ for i in $(seq 1 $((ROWS/10000))); do $Q -d $DB -c "INSERT INTO employees (name,
 sed "s/pg-sink-connector/e2esink-$N/" $ROOT/config/postg-sink-connector.json > /tmp/e2esink_$N.json
 sed "s/pg-source-connector/e2esrc-$N/" $ROOT/config/postg-source-connector.json > /tmp/e2esrc_$N.json
 P=${PIPELINE:-$ROOT/target/release/examples/pipeline}
-RUST_LOG=${LOG:-warn} ${PERF} $P --source /tmp/e2esrc_$N.json --sink /tmp/e2esink_$N.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/e2e_data_$N --source-set database.hostname=127.0.0.1 --source-set database.port=55432 --source-set database.dbname=$DB --source-set slot.name=slot_$N --source-set publication.name=pub_$N --source-set publication.autocreate.mode=disabled --source-set snapshot.mode=no_data --source-set topic.prefix=e$N --sink-set "topics.regex=e$N\\.public\\..*" --sink-set connection.url=jdbc:postgresql://127.0.0.1:55433/$DB "$@" > /tmp/e2e_run.log 2>&1 &
+RUST_LOG=${LOG:-warn} ${PERF} $P --source /tmp/e2esrc_$N.json --sink /tmp/e2esink_$N.json --bootstrap-servers 127.0.0.1:59092 --no-rest --data-dir /tmp/e2e_data_$N --source-set database.hostname=127.0.0.1 --source-set database.port=55432 --source-set database.dbname=$DB --source-set slot.name=slot_$N --source-set publication.name=pub_$N --source-set publication.autocreate.mode=disabled --source-set snapshot.mode=no_data --source-set topic.prefix=e$N --source-set offsets.storage.topic=e$N.offsets --sink-set "topics.regex=e$N\\.public\\..*" --sink-set connection.url=jdbc:postgresql://127.0.0.1:55433/$DB "$@" > /tmp/e2e_run.log 2>&1 &
 PID=$!; S=$(date +%s.%N)
 # One psql session polls the target (a new connection per poll costs CPU the pipeline would use);
 # the count is -1 until the sink has created the table.

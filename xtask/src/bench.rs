@@ -597,7 +597,7 @@ impl Results {
         }
         let _ = writeln!(
             m,
-            "- pg-cdc → Kafka: `target/release/examples/pipeline --source config/postg-source-connector.json` with overrides (fresh database, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data`, `topic.prefix={}`, `status.update.interval.ms={}` so the slot position is reported promptly; connector renamed so its `transactional.id` is unique). Done when the slot's `confirmed_flush_lsn` (polled every {} ms) ≥ the end LSN — pg-cdc confirms a position only after the Kafka transaction holding its records committed. CPU = utime+stime and peak RSS = VmHWM of the process, read just before SIGTERM. CPU budget: the walsender's utime+stime (its pid from `pg_replication_slots.active_pid`; it starts with the run and is read before the pipeline stops), the broker's utime+stime over the run, the machine's idle + iowait share from `/proc/stat` over the run; the bound is cores ÷ (the three processes' CPU seconds per row).",
+            "- pg-cdc → Kafka: `target/release/examples/pipeline --source config/postg-source-connector.json` with overrides (fresh database, `slot.name`, `publication.name`, `publication.autocreate.mode=disabled`, `snapshot.mode=no_data`, `topic.prefix={}`, `status.update.interval.ms={}` so the slot position is reported promptly; connector renamed so its `transactional.id` is unique; `offsets.storage.topic` of this run's own, so the first start does not read the positions of every earlier run). Done when the slot's `confirmed_flush_lsn` (polled every {} ms) ≥ the end LSN — pg-cdc confirms a position only after the Kafka transaction holding its records committed. CPU = utime+stime and peak RSS = VmHWM of the process, read just before SIGTERM. CPU budget: the walsender's utime+stime (its pid from `pg_replication_slots.active_pid`; it starts with the run and is read before the pipeline stops), the broker's utime+stime over the run, the machine's idle + iowait share from `/proc/stat` over the run; the bound is cores ÷ (the three processes' CPU seconds per row).",
             names.prefix_kafka,
             SLOT_POLL.as_millis(),
             SLOT_POLL.as_millis()
@@ -688,6 +688,12 @@ impl Names {
             format!("{}_warm{i}", self.tag),
             format!("{}_w{i}", self.tag),
         )
+    }
+
+    /// The exactly-once position topic of this run's pipelines (removed
+    /// with the run's other topics, `{tag}_.*`).
+    fn offsets_topic(&self) -> String {
+        format!("{}_offsets", self.tag)
     }
 
     fn new() -> Self {
@@ -1135,6 +1141,10 @@ impl Bench {
             "table.include.list=public\\.employees,public\\.bench_latency".into(),
             format!("errors.deadletterqueue.topic.name={prefix}_dlq_source"),
             format!("status.update.interval.ms={}", SLOT_POLL.as_millis()),
+            // A position topic of this run's own: a connector's first start
+            // reads the shared one whole, and on a broker that served many
+            // runs that took 0.5 s of the measured time.
+            format!("offsets.storage.topic={}", self.names.offsets_topic()),
         ] {
             args.push("--source-set".into());
             args.push(kv);

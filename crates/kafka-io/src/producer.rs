@@ -848,11 +848,14 @@ impl TransactionalProducer {
 ///
 /// The topic is shared by every connector and grows by one record per
 /// transaction until compaction catches up, so the partition is read from
-/// its tail: the last [`POSITION_TAIL`] offsets first, then windows eight
-/// times larger back to the beginning, until a record of this
-/// `transactional_id` is found (the latest one found in a window read to
-/// the end is the latest committed position). An empty partition answers
-/// at once from its watermarks.
+/// its tail: the last [`POSITION_TAIL`] offsets first, then the offsets
+/// before those, reaching eight times as far back from the end each time,
+/// until a stretch holds a record of this `transactional_id` (its latest
+/// one there is the latest committed position) or the beginning is read.
+/// Every offset is read at most once: a connector's first start, which
+/// finds nothing, reads the partition once, where re-reading each widened
+/// window from the end read it up to twice. An empty partition answers at
+/// once from its watermarks.
 pub async fn read_position(
     config: &KafkaConfig,
     position_topic: &str,
@@ -886,6 +889,8 @@ pub async fn read_position(
                 return Ok(None);
             }
             let mut window = POSITION_TAIL;
+            // The stretch being read is `start..end`; `end..high` was read.
+            let mut end = high;
             loop {
                 let start = high.saturating_sub(window).max(low);
                 let mut tpl = TopicPartitionList::new();
@@ -900,6 +905,9 @@ pub async fn read_position(
                         return Err(timed_out());
                     }
                     match consumer.poll(Duration::from_millis(100)) {
+                        // Read already (or committed after the watermarks
+                        // were taken, by another connector).
+                        Some(Ok(m)) if m.offset() >= end => break,
                         Some(Ok(m)) if m.key() == Some(&id[..]) => {
                             last = m.payload().map(<[u8]>::to_vec);
                         }
@@ -912,6 +920,7 @@ pub async fn read_position(
                 if last.is_some() || start == low {
                     return Ok(last);
                 }
+                end = start;
                 window = window.saturating_mul(8);
             }
         };
