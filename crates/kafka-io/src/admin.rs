@@ -211,7 +211,7 @@ impl TopicAdmin {
             Ok(TopicStatus::Matches)
         } else {
             for d in &drift {
-                tracing::warn!(topic = %spec.name, drift = %d, "existing topic differs from topic.creation settings");
+                tracing::warn!(topic = %spec.name, drift = %d, "existing topic differs from the settings it would be created with");
             }
             Ok(TopicStatus::Drifted(drift))
         }

@@ -84,5 +84,5 @@ pub use dlq::{
 pub use error::{Error, Result};
 pub use producer::{
     read_position, Header, Producer, ProducerOptions, Record, Transaction, TransactionalProducer,
-    ABORT_DRAIN, POSITION_TAIL,
+    ABORT_DRAIN, POSITION_TAIL, POSITION_TOPIC_CONFIGS,
 };

@@ -246,3 +246,39 @@ async fn keyless_records_for_compacted_topics_are_refused_alone() -> TestResult 
     assert_eq!(values, ["before", "after"]);
     Ok(())
 }
+
+/// Each transaction adds a record and a commit marker to the position
+/// topic: it is created so that the broker compacts it within hours (a
+/// segment per hour, markers of cleaned transactions kept an hour), not
+/// after the broker's 7-day / 1 GiB segment roll, and a connector's first
+/// start does not read weeks of other connectors' transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_position_topic_is_created_to_be_compacted_within_hours() -> TestResult {
+    init_tracing();
+    let cfg = config(&[]);
+    let positions = cdc_testkit::unique_name("txn_compacting_positions");
+    let id = cdc_testkit::unique_name("pg_source_compacting");
+    let mut p = TransactionalProducer::new(&cfg, &id, &positions).await?;
+    p.begin()?.commit(b"lsn=0/1").await?;
+    let d = kafka_io::TopicAdmin::new(&cfg)?
+        .describe(&positions)
+        .await?;
+    assert_eq!(d.partitions, 1);
+    for (key, value) in [
+        ("cleanup.policy", "compact"),
+        ("segment.ms", "3600000"),
+        ("delete.retention.ms", "3600000"),
+    ] {
+        assert_eq!(
+            d.configs.get(key).map(String::as_str),
+            Some(value),
+            "{key} of {positions}: {:?}",
+            d.configs
+        );
+    }
+    assert_eq!(
+        p.last_committed_position().await?.as_deref(),
+        Some(&b"lsn=0/1"[..])
+    );
+    Ok(())
+}
