@@ -3,8 +3,10 @@
 # Hand A/B measurement (end-to-end), used for the comparisons in docs/benchmarks.md.
 # Needs `cargo xtask services up` (default ports) and a release build of the
 # pipeline example; PIPELINE=<binary> picks another build, PERF=<prefix> wraps
-# it (e.g. "heaptrack -o /tmp/ht"), LOG sets RUST_LOG. Not part of the test suite.
+# it (e.g. "heaptrack -o /tmp/ht"; the figures and the stopping SIGINT are still the
+# pipeline's own, see lib.sh), LOG sets RUST_LOG. Not part of the test suite.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tools/bench/lib.sh"
 export PGPASSWORD=cdc; ROWS=$1; shift
 N=$RANDOM$RANDOM; DB=e2e_$N; Q="psql -h 127.0.0.1 -p 55432 -U cdc -qAt"; QT="psql -h 127.0.0.1 -p 55433 -U cdc -qAt"
 $Q -d bf_source -c "create database $DB"; $QT -d bf_target -c "create database $DB"
@@ -20,9 +22,9 @@ PID=$!; S=$(date +%s.%N)
 coproc POLL { $QT -d $DB; }
 SECONDS=0
 while true; do echo "select case when to_regclass('public.employees') is null then -1 else (xpath('/row/c/text()', query_to_xml('select count(*) as c from public.employees', false, true, '')))[1]::text::bigint end;" >&${POLL[1]}; read -r -t 10 C <&${POLL[0]}; [ "$C" = "$ROWS" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/e2e_run.log; break; }; [ $SECONDS -gt 240 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
-E=$(date +%s.%N); echo "\\q" >&${POLL[1]}
-echo "e2e: $(echo "$ROWS / ($E - $S)" | bc) rows/s ($(echo "$E - $S" | bc) s), $(grep VmHWM /proc/$PID/status)"
-kill -INT $PID; sleep 3; pkill -INT -f "e2e_data_$N"; wait $PID 2>/dev/null
+E=$(date +%s.%N); echo "\\q" >&${POLL[1]}; PP=$(own_pid $PID $P)
+echo "e2e: $(echo "$ROWS / ($E - $S)" | bc) rows/s ($(echo "$E - $S" | bc) s), $(grep VmHWM /proc/$PP/status)"
+kill -INT $PP; sleep 3; pkill -INT -f "e2e_data_$N"; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"; $QT -d bf_target -c "drop database $DB with (force)"
 # Each run writes hundreds of MB to the broker: delete its topics (KEEP_TOPICS=1 keeps them).
 [ -z "$KEEP_TOPICS" ] && java -Xmx256m -cp "$(cat $ROOT/target/services/kafka/classpath.txt)" org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:59092 --delete --if-exists --topic "e$N\\..*" >/dev/null 2>&1

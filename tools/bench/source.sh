@@ -3,10 +3,12 @@
 # Hand A/B measurement (source-only), used for the comparisons in docs/benchmarks.md.
 # Needs `cargo xtask services up` (default ports) and a release build of the
 # pipeline example; PIPELINE=<binary> picks another build, PERF=<prefix> wraps
-# it (e.g. "heaptrack -o /tmp/ht"), LOG sets RUST_LOG. Not part of the test suite.
+# it (e.g. "heaptrack -o /tmp/ht"; the figures and the stopping SIGINT are still the
+# pipeline's own, see lib.sh), LOG sets RUST_LOG. Not part of the test suite.
 # Each run has a position topic of its own (offsets.storage.topic=m<N>.offsets, deleted with its
 # other topics): a first exactly-once start reads the shared one whole, 0.5 s on a broker of many runs.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tools/bench/lib.sh"
 export PGPASSWORD=cdc; ROWS=$1; shift
 N=$RANDOM$RANDOM; DB=meas_$N; Q="psql -h 127.0.0.1 -p 55432 -U cdc -qAt"
 $Q -d bf_source -c "create database $DB"
@@ -21,10 +23,10 @@ BPID=$(pgrep -f "kafka.Kafka" | head -1); B0=$(awk "{print \$14+\$15}" /proc/$BP
 # One psql session polls the slot (a new connection per poll cost ~15 % of the machine).
 coproc POLL { $Q -d $DB; }
 while true; do echo "select confirmed_flush_lsn >= '$END' from pg_replication_slots where slot_name='slot_$N';" >&${POLL[1]}; read -r -t 10 L <&${POLL[0]}; [ "$L" = "t" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/meas_run.log; break; }; sleep 0.05; done
-E=$(date +%s.%N); echo "\\q" >&${POLL[1]}
-B1=$(awk "{print \$14+\$15}" /proc/$BPID/stat); echo "broker cpu ticks $((B1-B0))"; T=$(awk '{print $14+$15, "minflt", $10}' /proc/$PID/stat); HWM=$(grep VmHWM /proc/$PID/status)
+E=$(date +%s.%N); echo "\\q" >&${POLL[1]}; PP=$(own_pid $PID $P)
+B1=$(awk "{print \$14+\$15}" /proc/$BPID/stat); echo "broker cpu ticks $((B1-B0))"; T=$(awk '{print $14+$15, "minflt", $10}' /proc/$PP/stat); HWM=$(grep VmHWM /proc/$PP/status)
 echo "pg-cdc: $(echo "$ROWS / ($E - $S)" | bc) rows/s from start ($(echo "$E - $S" | bc) s), cpu ticks $T, $HWM"
-kill -INT $PID; wait $PID 2>/dev/null
+kill -INT $PP; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"
 # Each run writes hundreds of MB to the broker: delete its topics (KEEP_TOPICS=1 keeps them).
 [ -z "$KEEP_TOPICS" ] && java -Xmx256m -cp "$(cat $ROOT/target/services/kafka/classpath.txt)" org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:59092 --delete --if-exists --topic "m$N\\..*" >/dev/null 2>&1
