@@ -24,7 +24,7 @@ SECONDS=0
 while true; do echo "select case when to_regclass('public.employees') is null then -1 else (xpath('/row/c/text()', query_to_xml('select count(*) as c from public.employees', false, true, '')))[1]::text::bigint end;" >&${POLL[1]}; read -r -t 10 C <&${POLL[0]}; [ "$C" = "$ROWS" ] && break; kill -0 $PID 2>/dev/null || { echo died; tail -5 /tmp/e2e_run.log; break; }; [ $SECONDS -gt 240 ] && { echo "TIMEOUT at $C rows"; break; }; sleep 0.1; done
 E=$(date +%s.%N); echo "\\q" >&${POLL[1]}; PP=$(own_pid $PID $P)
 echo "e2e: $(echo "$ROWS / ($E - $S)" | bc) rows/s ($(echo "$E - $S" | bc) s), $(grep VmHWM /proc/$PP/status)"
-kill -INT $PP; sleep 3; pkill -INT -f "e2e_data_$N"; wait $PID 2>/dev/null
+kill -INT $PP; wait $PID 2>/dev/null
 $Q -d bf_source -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database='$DB'" >/dev/null; $Q -d bf_source -c "drop database $DB with (force)"; $QT -d bf_target -c "drop database $DB with (force)"
 # Each run writes hundreds of MB to the broker: delete its topics (KEEP_TOPICS=1 keeps them).
 [ -z "$KEEP_TOPICS" ] && java -Xmx256m -cp "$(cat $ROOT/target/services/kafka/classpath.txt)" org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:59092 --delete --if-exists --topic "e$N\\..*" >/dev/null 2>&1
