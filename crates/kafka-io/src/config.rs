@@ -278,6 +278,22 @@ impl TopicCreation {
     }
 }
 
+/// Which Kafka client an exactly-once source's transactional producer
+/// uses (`producer.engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProducerEngine {
+    /// `auto` (default): the native producer when it supports every
+    /// producer setting in effect (PLAINTEXT, LZ4 or no compression, no
+    /// librdkafka property it does not know), else librdkafka.
+    #[default]
+    Auto,
+    /// `native`: the native producer; a setting it does not support is a
+    /// configuration error naming it.
+    Native,
+    /// `librdkafka`: always librdkafka.
+    Librdkafka,
+}
+
 /// Everything kafka-io reads from a connector's properties.
 #[derive(Debug, Clone, Default)]
 pub struct KafkaConfig {
@@ -293,6 +309,8 @@ pub struct KafkaConfig {
     pub topic_creation: TopicCreation,
     /// `errors.*`.
     pub errors: ErrorHandling,
+    /// `producer.engine`.
+    pub producer_engine: ProducerEngine,
 }
 
 const SECURITY_PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -620,6 +638,13 @@ impl KafkaConfig {
                 client_property(key, value, props, &mut cfg.client)?;
             } else if key.starts_with("errors.") {
                 parse_errors_key(key, value, &mut cfg.errors)?;
+            } else if key == "producer.engine" {
+                cfg.producer_engine = match value.trim().to_ascii_lowercase().as_str() {
+                    "auto" => ProducerEngine::Auto,
+                    "native" => ProducerEngine::Native,
+                    "librdkafka" => ProducerEngine::Librdkafka,
+                    _ => return Err(invalid(key, value, "one of: auto, native, librdkafka")),
+                };
             }
         }
         Ok(cfg)

@@ -83,6 +83,34 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// A transaction of the native producer (`producer.engine`) failed;
+    /// see `requires_abort` / `fatal`.
+    #[error(
+        "transaction {operation} failed (abortable: {requires_abort}, fatal: {fatal}): {code:?}{detail}"
+    )]
+    NativeTransaction {
+        /// `init`, `send`, `commit`, `abort`.
+        operation: &'static str,
+        /// The transaction must be aborted before the producer can continue.
+        requires_abort: bool,
+        /// The producer is unusable (fenced, …) and must be recreated.
+        fatal: bool,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+        /// What the broker said and what was being done (empty, or
+        /// starting with "; ").
+        detail: String,
+    },
+    /// A request of the native producer failed on the wire: the
+    /// connection broke, or an answer could not be decoded. Retriable (a
+    /// new connection may succeed).
+    #[error("kafka {operation} failed: {detail}")]
+    Protocol {
+        /// The request or step (`connect`, `Metadata`, `Produce`, …).
+        operation: &'static str,
+        /// What happened, with the broker's address where known.
+        detail: String,
+    },
     /// A caller-assigned sequence number was not strictly increasing.
     #[error("sequence {seq} registered after {last}: sequence numbers must strictly increase")]
     SequenceOutOfOrder {
@@ -147,8 +175,13 @@ impl Error {
                 fatal,
                 requires_abort,
                 ..
+            }
+            | Error::NativeTransaction {
+                fatal,
+                requires_abort,
+                ..
             } => !fatal && !requires_abort,
-            Error::Timeout { .. } => true,
+            Error::Timeout { .. } | Error::Protocol { .. } => true,
             Error::InvalidConfig { .. }
             | Error::UnsupportedConfig { .. }
             | Error::SequenceOutOfOrder { .. }
@@ -163,6 +196,7 @@ impl Error {
             Error::Kafka { code, .. } | Error::Topic { code, .. } => *code,
             Error::Delivery { code, .. } => Some(*code),
             Error::Transaction { source, .. } => source.rdkafka_error_code(),
+            Error::NativeTransaction { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -177,8 +211,10 @@ impl Error {
             Error::Delivery { .. } => "kafka_io::Error::Delivery",
             Error::Topic { .. } => "kafka_io::Error::Topic",
             Error::Transaction { .. } => "kafka_io::Error::Transaction",
+            Error::NativeTransaction { .. } => "kafka_io::Error::NativeTransaction",
             Error::SequenceOutOfOrder { .. } => "kafka_io::Error::SequenceOutOfOrder",
             Error::Timeout { .. } => "kafka_io::Error::Timeout",
+            Error::Protocol { .. } => "kafka_io::Error::Protocol",
             Error::ToleranceExceeded { .. } => "kafka_io::Error::ToleranceExceeded",
             Error::Closed { .. } => "kafka_io::Error::Closed",
         }

@@ -1,11 +1,19 @@
 //! # kafka-io
 //!
-//! Kafka transport for pg-cdc on rdkafka (librdkafka): topic admin from
-//! Debezium's `topic.creation.*` settings, a delivery-tracked producer whose
-//! in-order acknowledgement watermark drives the source's LSN acks, a
-//! transactional producer that commits records together with the source
-//! position, a batching consumer with manual offsets and rebalance safety,
-//! and dead-letter queues with Kafka Connect's error headers.
+//! Kafka transport for pg-cdc: topic admin from Debezium's
+//! `topic.creation.*` settings, a delivery-tracked producer whose in-order
+//! acknowledgement watermark drives the source's LSN acks, a transactional
+//! producer that commits records together with the source position, a
+//! batching consumer with manual offsets and rebalance safety, and
+//! dead-letter queues with Kafka Connect's error headers.
+//!
+//! Everything runs on rdkafka (librdkafka) except, by default, the
+//! transactional producer: over PLAINTEXT with LZ4 or no compression it
+//! speaks Kafka's protocol itself (`producer.engine`, see
+//! [`ProducerEngine`]): each record is written once into its partition's
+//! record batch and each batch compressed once, for about half of
+//! librdkafka's CPU per record; with TLS, SASL or another codec it is
+//! librdkafka.
 //!
 //! ```text
 //!  connector properties (BTreeMap) ──▶ config::KafkaConfig
@@ -19,13 +27,17 @@
 //!                              ▲
 //!  consumer::BatchConsumer ──Batch──▶ sink ──durable──▶ commit(&batch)   (revoked partitions skipped)
 //!  producer::TransactionalProducer: records + position record in one Kafka transaction
+//!                                   (native protocol client or librdkafka: `producer.engine`)
 //!  delivery::PositionMap: watermark (sequence numbers) → durable source position (LSN)
 //! ```
 //!
 //! Modules: [`config`] (properties → typed config, secrets redacted),
 //! [`admin`] (topics, drift), [`producer`], [`delivery`] (watermark),
 //! [`consumer`], [`dlq`] (errors.tolerance, logging, retries, DLQ),
-//! [`error`] (one error enum with `is_retriable()`).
+//! [`error`] (one error enum with `is_retriable()`); private: `native`
+//! (the native transactional producer: connections, accumulator, sender)
+//! and `wire` (Kafka's request/answer formats and record batches, pure
+//! decoders over `Bytes`, fuzzed by `crates/kafka-io/fuzz`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kafka_io::Error> {
@@ -69,10 +81,24 @@ pub mod consumer;
 pub mod delivery;
 pub mod dlq;
 pub mod error;
+mod native;
 pub mod producer;
+mod wire;
+
+/// Entry points for the fuzz targets (`crates/kafka-io/fuzz`); not a
+/// stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs every decoder of the native producer's broker answers over
+    /// `data` (a response frame without its size): each returns a value
+    /// or a typed error, never panics.
+    pub fn decode_answers(data: &[u8]) {
+        crate::wire::decode_all(bytes::Bytes::copy_from_slice(data));
+    }
+}
 
 pub use admin::{Drift, TopicAdmin, TopicDescription, TopicStatus};
-pub use config::{ErrorHandling, KafkaConfig, Tolerance, TopicCreation, TopicSpec};
+pub use config::{ErrorHandling, KafkaConfig, ProducerEngine, Tolerance, TopicCreation, TopicSpec};
 pub use consumer::{
     Batch, BatchConsumer, BatchOptions, CommitOutcome, ConsumedRecord, RebalanceListener,
     SubscriptionRefresher, TopicPartition,

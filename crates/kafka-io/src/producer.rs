@@ -17,10 +17,11 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::admin::TopicAdmin;
-use crate::config::{KafkaConfig, TopicSpec};
+use crate::config::{KafkaConfig, ProducerEngine, TopicSpec};
 use crate::delivery::DeliveryTracker;
 use crate::dlq::{ErrorContext, ErrorReporter, FailedRecord, Stage};
 use crate::error::{code_is_retriable, Error, Result};
+use crate::native::{NativeTxn, Settings as NativeSettings};
 
 /// A record header (value bytes kept exactly; `None` is a null header value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -724,7 +725,7 @@ impl Producer {
 /// old instance and aborts its open transaction) and read
 /// [`TransactionalProducer::last_committed_position`].
 pub struct TransactionalProducer {
-    inner: ThreadedProducer<DefaultProducerContext>,
+    engine: Engine,
     config: KafkaConfig,
     checks: TopicChecks,
     transactional_id: String,
@@ -732,11 +733,22 @@ pub struct TransactionalProducer {
     timeout: Duration,
 }
 
+/// The client under a [`TransactionalProducer`] (`producer.engine`).
+enum Engine {
+    Librdkafka(ThreadedProducer<DefaultProducerContext>),
+    Native {
+        producer: NativeTxn,
+        /// A transaction was dropped open: the next one aborts it first.
+        abort_pending: bool,
+    },
+}
+
 impl std::fmt::Debug for TransactionalProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransactionalProducer")
             .field("transactional_id", &self.transactional_id)
             .field("position_topic", &self.position_topic)
+            .field("engine", &self.engine_name())
             .finish_non_exhaustive()
     }
 }
@@ -798,6 +810,43 @@ impl TransactionalProducer {
                 .to_string();
             cc.set("message.timeout.ms", txn_timeout);
         }
+        let native = match config.producer_engine {
+            ProducerEngine::Librdkafka => None,
+            engine => match NativeSettings::from_config(&cc) {
+                Ok(settings) => Some(settings),
+                Err(why) if engine == ProducerEngine::Native => {
+                    return Err(Error::UnsupportedConfig {
+                        key: "producer.engine".into(),
+                        hint: format!(
+                            "the native producer does not support {why}; \
+                             set producer.engine=auto (or librdkafka) to use librdkafka"
+                        ),
+                    })
+                }
+                Err(why) => {
+                    tracing::info!(
+                        transactional_id,
+                        "transactional producer on librdkafka: the native producer does not support {why}"
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(settings) = native {
+            let producer = NativeTxn::new(settings, transactional_id).await?;
+            tracing::debug!(transactional_id, "transactional producer: native");
+            return Ok(Self {
+                engine: Engine::Native {
+                    producer,
+                    abort_pending: false,
+                },
+                config: config.clone(),
+                checks: TopicChecks::new(config, true),
+                transactional_id: transactional_id.to_string(),
+                position_topic: position_topic.to_string(),
+                timeout,
+            });
+        }
         let inner: ThreadedProducer<DefaultProducerContext> = cc
             .create()
             .map_err(Error::kafka("create transactional producer"))?;
@@ -828,7 +877,7 @@ impl TransactionalProducer {
         })
         .await?;
         Ok(Self {
-            inner,
+            engine: Engine::Librdkafka(inner),
             config: config.clone(),
             checks: TopicChecks::new(config, true),
             transactional_id: transactional_id.to_string(),
@@ -842,11 +891,22 @@ impl TransactionalProducer {
         &self.transactional_id
     }
 
+    /// `native` or `librdkafka`: the client this producer runs on
+    /// (`producer.engine`).
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine {
+            Engine::Librdkafka(_) => "librdkafka",
+            Engine::Native { .. } => "native",
+        }
+    }
+
     /// Starts a transaction.
     pub fn begin(&mut self) -> Result<Transaction<'_>> {
-        self.inner
-            .begin_transaction()
-            .map_err(Error::transaction("begin"))?;
+        if let Engine::Librdkafka(inner) = &self.engine {
+            inner
+                .begin_transaction()
+                .map_err(Error::transaction("begin"))?;
+        }
         Ok(Transaction {
             producer: self,
             open: true,
@@ -985,10 +1045,22 @@ impl Transaction<'_> {
                 message,
             });
         }
+        let inner = match &mut self.producer.engine {
+            Engine::Native {
+                producer,
+                abort_pending,
+            } => {
+                if std::mem::take(abort_pending) {
+                    producer.end(false).await?;
+                }
+                return producer.send(record).await;
+            }
+            Engine::Librdkafka(inner) => inner,
+        };
         let mut br = base_record(record, ());
         let mut backoff = Duration::from_micros(500);
         loop {
-            match self.producer.inner.send(br) {
+            match inner.send(br) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     br = back;
@@ -1020,9 +1092,18 @@ impl Transaction<'_> {
                 .partition(0),
         )
         .await?;
-        let p = self.producer.inner.clone();
+        let p = match &mut self.producer.engine {
+            Engine::Native { producer, .. } => {
+                // The sender aborts instead when a record of the
+                // transaction failed, and returns that failure.
+                self.open = false;
+                return producer.end(true).await;
+            }
+            Engine::Librdkafka(p) => p.clone(),
+        };
         let timeout = self.producer.timeout;
         let tid = id.clone();
+        let p_abort = p.clone();
         let result = blocking(move || {
             // rust-rdkafka's commit_transaction flushes first, and its flush
             // polls in 100 ms steps (busy-waiting below 1 ms): every commit
@@ -1050,7 +1131,7 @@ impl Transaction<'_> {
             ..
         }) = &result
         {
-            let p = self.producer.inner.clone();
+            let p = p_abort;
             let aborted = blocking(move || {
                 p.abort_transaction(timeout)
                     .map_err(Error::transaction("abort"))
@@ -1081,7 +1162,16 @@ impl Transaction<'_> {
     /// was added.
     pub async fn abort(mut self) -> Result<()> {
         self.open = false;
-        let p = self.producer.inner.clone();
+        let p = match &mut self.producer.engine {
+            Engine::Native {
+                producer,
+                abort_pending,
+            } => {
+                *abort_pending = false;
+                return producer.end(false).await;
+            }
+            Engine::Librdkafka(p) => p.clone(),
+        };
         let timeout = self.producer.timeout;
         blocking(move || {
             await_deliveries(&p, Instant::now() + ABORT_DRAIN);
@@ -1114,13 +1204,16 @@ impl Drop for Transaction<'_> {
                 transactional_id = %self.producer.transactional_id,
                 "transaction dropped without commit or abort; aborting"
             );
-            // As in `abort`: let in-flight records prove their partitions
-            // were added before `EndTxn` goes out.
-            await_deliveries(&self.producer.inner, Instant::now() + ABORT_DRAIN);
-            let _ = self
-                .producer
-                .inner
-                .abort_transaction(Duration::from_secs(30));
+            match &mut self.producer.engine {
+                // Aborted by the next transaction's first operation.
+                Engine::Native { abort_pending, .. } => *abort_pending = true,
+                Engine::Librdkafka(inner) => {
+                    // As in `abort`: let in-flight records prove their
+                    // partitions were added before `EndTxn` goes out.
+                    await_deliveries(inner, Instant::now() + ABORT_DRAIN);
+                    let _ = inner.abort_transaction(Duration::from_secs(30));
+                }
+            }
         }
     }
 }

@@ -9,16 +9,40 @@ use std::time::Duration;
 use common::*;
 use kafka_io::{Record, TransactionalProducer};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aborted_transactions_are_invisible_and_positions_resume() -> TestResult {
+/// Each test below runs on both transactional engines (`producer.engine`).
+macro_rules! on_both_engines {
+    ($($name:ident),*) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn native() -> super::TestResult {
+                super::$name("native").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn librdkafka() -> super::TestResult {
+                super::$name("librdkafka").await
+            }
+        }
+    )*};
+}
+
+on_both_engines!(
+    aborted_transactions_are_invisible_and_positions_resume,
+    aborts_right_after_commits_keep_the_producer_usable,
+    a_restarted_instance_fences_the_old_one,
+    positions_are_found_behind_other_connectors_records,
+    keyless_records_for_compacted_topics_are_refused_alone
+);
+
+async fn aborted_transactions_are_invisible_and_positions_resume(engine: &str) -> TestResult {
     init_tracing();
-    let cfg = config(&[]);
+    let cfg = config(&[("producer.engine", engine)]);
     let topic = cdc_testkit::unique_name("txn_data");
     let positions = cdc_testkit::unique_name("txn_positions");
     let txn_id = cdc_testkit::unique_name("pg_source_txn");
     create_topic(&cfg, &topic, 3).await;
 
     let mut p = TransactionalProducer::new(&cfg, &txn_id, &positions).await?;
+    assert_eq!(p.engine_name(), engine);
     assert_eq!(p.last_committed_position().await?, None);
 
     let mut t = p.begin()?;
@@ -82,10 +106,9 @@ async fn aborted_transactions_are_invisible_and_positions_resume() -> TestResult
 /// transaction the coordinator never opened: a fatal `INVALID_TXN_STATE`).
 /// Repeated to give the race many chances; the committed records are all
 /// there and nothing aborted is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aborts_right_after_commits_keep_the_producer_usable() -> TestResult {
+async fn aborts_right_after_commits_keep_the_producer_usable(engine: &str) -> TestResult {
     init_tracing();
-    let cfg = config(&[]);
+    let cfg = config(&[("producer.engine", engine)]);
     let topic = cdc_testkit::unique_name("txn_abort_race");
     let positions = cdc_testkit::unique_name("txn_abort_race_pos");
     let txn_id = cdc_testkit::unique_name("abort_race");
@@ -131,10 +154,9 @@ async fn aborts_right_after_commits_keep_the_producer_usable() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_instance_fences_the_old_one() -> TestResult {
+async fn a_restarted_instance_fences_the_old_one(engine: &str) -> TestResult {
     init_tracing();
-    let cfg = config(&[]);
+    let cfg = config(&[("producer.engine", engine)]);
     let topic = cdc_testkit::unique_name("txn_fence");
     let positions = cdc_testkit::unique_name("txn_fence_pos");
     let txn_id = cdc_testkit::unique_name("fence");
@@ -160,11 +182,10 @@ async fn a_restarted_instance_fences_the_old_one() -> TestResult {
 /// committed position is found however many records of others follow it
 /// (the reader starts at the tail and widens its window back to the start),
 /// and the latest of several of its own records wins.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn positions_are_found_behind_other_connectors_records() -> TestResult {
+async fn positions_are_found_behind_other_connectors_records(engine: &str) -> TestResult {
     use kafka_io::{Producer, ProducerOptions, POSITION_TAIL};
     init_tracing();
-    let cfg = config(&[]);
+    let cfg = config(&[("producer.engine", engine)]);
     let positions = cdc_testkit::unique_name("txn_shared_positions");
     let early = cdc_testkit::unique_name("pg_source_early");
     let late = cdc_testkit::unique_name("pg_source_late");
@@ -213,11 +234,10 @@ async fn positions_are_found_behind_other_connectors_records() -> TestResult {
 /// whole batch and so fail the transaction: the transactional producer
 /// refuses that record alone (non-retriable `InvalidRecord`), and the rest
 /// of the transaction commits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keyless_records_for_compacted_topics_are_refused_alone() -> TestResult {
+async fn keyless_records_for_compacted_topics_are_refused_alone(engine: &str) -> TestResult {
     use kafka_io::Error;
     init_tracing();
-    let cfg = config(&[]);
+    let cfg = config(&[("producer.engine", engine)]);
     let topic = cdc_testkit::unique_name("txn_compacted");
     create_topic_with(&cfg, &topic, 1, &[("cleanup.policy", "compact,delete")]).await;
     let positions = cdc_testkit::unique_name("txn_compacted_positions");
