@@ -410,8 +410,8 @@ struct Acc {
     ready: Vec<(Tp, BatchBuilder)>,
     /// Bytes of records appended and not yet acknowledged.
     buffered: usize,
-    /// Partition counts of topics seen.
-    topics: HashMap<Arc<str>, i32>,
+    /// Partition counts of topics seen, and when they were read.
+    topics: HashMap<Arc<str>, (i32, Instant)>,
     /// Buffers of acknowledged batches, for the next ones (a fresh 1 MB
     /// buffer is a new mapping, faulted in page by page: 440k page faults
     /// per 500k rows before this).
@@ -448,7 +448,16 @@ impl NativeTxn {
     /// Connects, finds the transaction coordinator and initialises the
     /// producer id (fencing older instances of `transactional_id` and
     /// aborting their open transaction).
-    pub(crate) async fn new(settings: Settings, transactional_id: &str) -> Result<Self> {
+    ///
+    /// `with_every_transaction` is added to each transaction together with
+    /// its first partitions (the position record's partition, written at
+    /// every commit: adding it then cost a coordinator round trip on the
+    /// commit's path, 169 of them per 500k rows).
+    pub(crate) async fn new(
+        settings: Settings,
+        transactional_id: &str,
+        with_every_transaction: Option<(&str, i32)>,
+    ) -> Result<Self> {
         let shared = Arc::new(Shared {
             settings,
             transactional_id: transactional_id.to_string(),
@@ -462,6 +471,7 @@ impl NativeTxn {
             space: Notify::new(),
         });
         let mut task = Sender::new(shared.clone());
+        task.always = with_every_transaction.map(|(t, p)| (Arc::from(t), p));
         task.connect_any().await?;
         task.init_producer_id().await?;
         let (cmd, rx) = mpsc::unbounded_channel();
@@ -482,9 +492,13 @@ impl NativeTxn {
             })
     }
 
+    /// The topic's partition count, from metadata at most
+    /// [`METADATA_MAX_AGE`] old (the Java client's `metadata.max.age.ms`).
     async fn partitions(&self, topic: &str) -> Result<(Arc<str>, i32)> {
-        if let Some((t, n)) = lock(&self.shared.acc).topics.get_key_value(topic) {
-            return Ok((t.clone(), *n));
+        if let Some((t, (n, at))) = lock(&self.shared.acc).topics.get_key_value(topic) {
+            if at.elapsed() < METADATA_MAX_AGE {
+                return Ok((t.clone(), *n));
+            }
         }
         let topic: Arc<str> = topic.into();
         let (tx, rx) = oneshot::channel();
@@ -496,7 +510,9 @@ impl NativeTxn {
         let n = rx.await.map_err(|_| Error::Closed {
             component: "native producer",
         })??;
-        lock(&self.shared.acc).topics.insert(topic.clone(), n);
+        lock(&self.shared.acc)
+            .topics
+            .insert(topic.clone(), (n, Instant::now()));
         Ok((topic, n))
     }
 
@@ -556,6 +572,19 @@ impl NativeTxn {
                         });
                     }
                     let tp = (topic.clone(), partition);
+                    // A record that would take a non-empty batch over
+                    // `batch.size` starts the next one (the broker refuses
+                    // batches over the topic's `max.message.bytes`).
+                    let overflow = acc.open.get(&tp).is_some_and(|o| {
+                        o.batch.len() > 0 && o.batch.size() + size > s.batch_bytes
+                    });
+                    let mut sealed = false;
+                    if overflow {
+                        if let Some(o) = acc.open.remove(&tp) {
+                            acc.ready.push((tp.clone(), o.batch));
+                            sealed = true;
+                        }
+                    }
                     let mut opened = false;
                     if !acc.open.contains_key(&tp) {
                         opened = true;
@@ -585,7 +614,7 @@ impl NativeTxn {
                     }
                     acc.buffered += grown;
                     drop(acc);
-                    if full || opened {
+                    if full || opened || sealed {
                         self.shared.wake.notify_one();
                     }
                     return Ok(());
@@ -619,6 +648,9 @@ impl NativeTxn {
         })?
     }
 }
+
+/// How long a topic's partition count is used before it is read again.
+const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -715,12 +747,25 @@ struct Sender {
     metadata_stale: bool,
     scratch: Vec<u8>,
     stats: Stats,
+    add_since: Option<Instant>,
+    end_since: Option<Instant>,
+    /// Added to every transaction with its first partitions.
+    always: Option<Tp>,
+    /// The LZ4 compressor's output block, reused.
+    lz4_block: Vec<u8>,
 }
 
 /// What the sender did in the current transaction (logged at `debug`
 /// when it ends).
 #[derive(Debug, Default, Clone, Copy)]
 struct Stats {
+    /// AddPartitionsToTxn requests, and those answered "retry".
+    adds: u64,
+    add_retries: u64,
+    /// From the first partition waiting to be added to the last added.
+    add_wait: Duration,
+    /// From the transaction end asked to the last acknowledgement.
+    end_wait: Duration,
     requests: u64,
     batches: u64,
     records: u64,
@@ -729,6 +774,10 @@ struct Stats {
 }
 
 const MAX_IN_FLIGHT: usize = 5;
+
+/// Wait before adding partitions again after `CONCURRENT_TRANSACTIONS`
+/// (the coordinator still writing the previous transaction's markers).
+const ADD_RETRY: Duration = Duration::from_millis(5);
 
 impl Sender {
     fn new(shared: Arc<Shared>) -> Self {
@@ -753,6 +802,10 @@ impl Sender {
             metadata_stale: false,
             scratch: Vec::new(),
             stats: Stats::default(),
+            add_since: None,
+            end_since: None,
+            always: None,
+            lz4_block: Vec::new(),
         }
     }
 
@@ -1001,6 +1054,7 @@ impl Sender {
                         let _ = reply.send(r);
                     }
                     Some(Cmd::End(commit, reply)) => {
+                        self.end_since = Some(Instant::now());
                         if let Some((_, earlier)) = self.ending.replace((commit, reply)) {
                             let _ = earlier.send(Err(Error::Closed { component: "transaction" }));
                         }
@@ -1072,7 +1126,7 @@ impl Sender {
         if self.add_retry_at.is_some_and(|t| t > Instant::now()) {
             return;
         }
-        let want: Vec<Tp> = self
+        let mut want: Vec<Tp> = self
             .parts
             .iter()
             .filter(|(tp, p)| !p.batches.is_empty() && !self.added.contains(*tp))
@@ -1080,6 +1134,11 @@ impl Sender {
             .collect();
         if want.is_empty() {
             return;
+        }
+        if let Some(tp) = &self.always {
+            if !self.added.contains(tp) && !want.contains(tp) {
+                want.push(tp.clone());
+            }
         }
         let Some(conn) = self.coordinator.clone().filter(|c| !c.is_closed()) else {
             // Found again by the next dispatch round.
@@ -1091,6 +1150,8 @@ impl Sender {
         };
         let id = self.shared.transactional_id.clone();
         let (pid, epoch) = (self.producer_id, self.epoch);
+        self.stats.adds += 1;
+        self.add_since.get_or_insert_with(Instant::now);
         let list: Vec<(&str, i32)> = want.iter().map(|(t, p)| (&**t, *p)).collect();
         let timeout = self.settings().request_timeout;
         let fut = conn.call(wire::ADD_PARTITIONS_TO_TXN, |b| {
@@ -1150,9 +1211,13 @@ impl Sender {
             }
         }
         if retry {
-            self.add_retry_at = Some(Instant::now() + Duration::from_millis(5));
+            self.stats.add_retries += 1;
+            self.add_retry_at = Some(Instant::now() + ADD_RETRY);
         } else {
             self.add_retry_at = None;
+            if let Some(t) = self.add_since.take() {
+                self.stats.add_wait += t.elapsed();
+            }
         }
     }
 
@@ -1288,6 +1353,7 @@ impl Sender {
                         (self.producer_id, self.epoch, seq),
                         true,
                         &mut self.scratch,
+                        &mut self.lz4_block,
                     ) {
                         failure = Some(e);
                         return false;
@@ -1508,10 +1574,20 @@ impl Sender {
         let Some((asked_commit, reply)) = self.ending.take() else {
             return Ok(());
         };
-        let stats = std::mem::take(&mut self.stats);
+        let mut stats = std::mem::take(&mut self.stats);
+        stats.end_wait = self
+            .end_since
+            .take()
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        let end_txn = Instant::now();
         let result = self.end_txn(commit).await;
         tracing::debug!(
             commit,
+            adds = stats.adds,
+            add_retries = stats.add_retries,
+            add_wait_ms = stats.add_wait.as_secs_f64() * 1e3,
+            acks_wait_ms = stats.end_wait.as_secs_f64() * 1e3,
+            end_txn_ms = end_txn.elapsed().as_secs_f64() * 1e3,
             requests = stats.requests,
             batches = stats.batches,
             records = stats.records,

@@ -833,7 +833,8 @@ impl TransactionalProducer {
             },
         };
         if let Some(settings) = native {
-            let producer = NativeTxn::new(settings, transactional_id).await?;
+            let producer =
+                NativeTxn::new(settings, transactional_id, Some((position_topic, 0))).await?;
             tracing::debug!(transactional_id, "transactional producer: native");
             return Ok(Self {
                 engine: Engine::Native {

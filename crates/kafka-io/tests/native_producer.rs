@@ -73,7 +73,10 @@ async fn round_trip(compression: &str) -> TestResult {
         ("producer.override.batch.size", "20000"),
     ]);
     let topic = cdc_testkit::unique_name("native_rt");
-    create_topic(&cfg, &topic, 3).await;
+    // Batches close before a record would take them over batch.size (or
+    // hold that one record alone): at most ~40 KB here, which the broker
+    // takes uncompressed; a 20 KB batch plus a 40 KB record it refuses.
+    create_topic_with(&cfg, &topic, 3, &[("max.message.bytes", "50000")]).await;
     let mut p = producer(&cfg, "native_rt").await?;
     assert_eq!(p.engine_name(), "native");
     let headers = [
