@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::error::{Error, Result};
 use crate::producer::Record;
-use crate::wire::{self, Api, BatchBuilder, Compression, Severity};
+use crate::wire::{self, Api, BatchBuilder, Compression, Severity, TopicBatches};
 
 /// What the native producer was configured with.
 #[derive(Debug, Clone)]
@@ -127,24 +127,11 @@ impl Settings {
         if bootstrap.is_empty() {
             return Err("`bootstrap.servers` is empty".into());
         }
-        let linger = number(
-            c,
-            if c.get("linger.ms").is_some() {
-                "linger.ms"
-            } else {
-                "queue.buffering.max.ms"
-            },
-            5,
-        )?;
-        let delivery = number(
-            c,
-            if c.get("delivery.timeout.ms").is_some() {
-                "delivery.timeout.ms"
-            } else {
-                "message.timeout.ms"
-            },
-            300_000,
-        )?;
+        // librdkafka's aliases: the first one set wins.
+        let either =
+            |a: &str, b: &str, default| number(c, if c.get(a).is_some() { a } else { b }, default);
+        let linger = either("linger.ms", "queue.buffering.max.ms", 5)?;
+        let delivery = either("delivery.timeout.ms", "message.timeout.ms", 300_000)?;
         let txn_timeout = number(c, "transaction.timeout.ms", 60_000)?;
         Ok(Self {
             bootstrap,
@@ -394,9 +381,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 type Tp = (Arc<str>, i32);
 
-/// A topic's encoded batches of one request, by partition.
-type TopicBatches = (Arc<str>, Vec<(i32, Bytes)>);
-
 #[derive(Debug)]
 struct Open {
     batch: BatchBuilder,
@@ -464,7 +448,7 @@ impl NativeTxn {
             acc: Mutex::new(Acc {
                 rng: 0x2545_f491_4f6c_dd1d
                     ^ u64::from(std::process::id())
-                    ^ Instant::now().elapsed().subsec_nanos() as u64,
+                    ^ now_ms().unsigned_abs().rotate_left(32),
                 ..Acc::default()
             }),
             wake: Notify::new(),
@@ -572,49 +556,43 @@ impl NativeTxn {
                         });
                     }
                     let tp = (topic.clone(), partition);
+                    let Acc {
+                        open,
+                        ready,
+                        free,
+                        buffered,
+                        ..
+                    } = &mut *acc;
+                    let fresh = |free: &mut Vec<BatchBuilder>| Open {
+                        batch: free.pop().unwrap_or_else(|| {
+                            BatchBuilder::new(s.batch_bytes.min(1 << 20) + 4096)
+                        }),
+                        since: Instant::now(),
+                    };
+                    let mut wake = false;
+                    let slot = open.entry(tp.clone()).or_insert_with(|| {
+                        wake = true;
+                        fresh(free)
+                    });
                     // A record that would take a non-empty batch over
                     // `batch.size` starts the next one (the broker refuses
                     // batches over the topic's `max.message.bytes`).
-                    let overflow = acc.open.get(&tp).is_some_and(|o| {
-                        o.batch.len() > 0 && o.batch.size() + size > s.batch_bytes
-                    });
-                    let mut sealed = false;
-                    if overflow {
-                        if let Some(o) = acc.open.remove(&tp) {
-                            acc.ready.push((tp.clone(), o.batch));
-                            sealed = true;
+                    if slot.batch.len() > 0 && slot.batch.size() + size > s.batch_bytes {
+                        let full = std::mem::replace(slot, fresh(free));
+                        ready.push((tp.clone(), full.batch));
+                        wake = true;
+                    }
+                    let before = slot.batch.size();
+                    slot.batch.push(ts, r.key, r.value, &headers);
+                    *buffered += slot.batch.size() - before;
+                    if slot.batch.size() >= s.batch_bytes || slot.batch.len() >= s.batch_records {
+                        if let Some(o) = open.remove(&tp) {
+                            ready.push((tp, o.batch));
                         }
+                        wake = true;
                     }
-                    let mut opened = false;
-                    if !acc.open.contains_key(&tp) {
-                        opened = true;
-                        let batch = acc.free.pop().unwrap_or_else(|| {
-                            BatchBuilder::new(s.batch_bytes.min(1 << 20) + 4096)
-                        });
-                        acc.open.insert(
-                            tp.clone(),
-                            Open {
-                                batch,
-                                since: Instant::now(),
-                            },
-                        );
-                    }
-                    let Some(open) = acc.open.get_mut(&tp) else {
-                        continue;
-                    };
-                    let before = open.batch.size();
-                    open.batch.push(ts, r.key, r.value, &headers);
-                    let grown = open.batch.size() - before;
-                    let full =
-                        open.batch.size() >= s.batch_bytes || open.batch.len() >= s.batch_records;
-                    if full {
-                        if let Some(o) = acc.open.remove(&tp) {
-                            acc.ready.push((tp, o.batch));
-                        }
-                    }
-                    acc.buffered += grown;
                     drop(acc);
-                    if full || opened || sealed {
+                    if wake {
                         self.shared.wake.notify_one();
                     }
                     return Ok(());
@@ -879,13 +857,10 @@ impl Sender {
                 .insert(b.node_id, format!("{}:{}", b.host, b.port));
         }
         for t in &infos {
+            let name: Arc<str> = t.name.as_str().into();
             for (p, _, leader) in &t.partitions {
-                if let Some(part) = self
-                    .parts
-                    .iter_mut()
-                    .find(|((name, idx), _)| &**name == t.name.as_str() && idx == p)
-                {
-                    part.1.leader = (*leader >= 0).then_some(*leader);
+                if let Some(part) = self.parts.get_mut(&(name.clone(), *p)) {
+                    part.leader = (*leader >= 0).then_some(*leader);
                 }
             }
         }
@@ -1021,9 +996,7 @@ impl Sender {
                 self.fail_open(e);
             }
             self.check_timeouts();
-            if let Err(e) = self.try_end().await {
-                tracing::debug!("ending the transaction: {e}");
-            }
+            self.try_end().await;
             // Partitions waiting for answers are woken by them; a retry
             // is due only once nothing of its partition is in flight.
             let next_retry = self
@@ -1303,14 +1276,18 @@ impl Sender {
                         break;
                     }
                 };
-                let (request, sent) = self.build_request(&mut tps)?;
+                let (topics, sent) = self.take_request(&mut tps)?;
                 if sent.is_empty() {
                     break;
                 }
                 *self.per_broker.entry(broker).or_default() += 1;
                 self.stats.requests += 1;
                 let timeout = self.settings().request_timeout;
-                let fut = conn.call(wire::PRODUCE, move |b| b.extend_from_slice(&request));
+                let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+                let id = &self.shared.transactional_id;
+                let fut = conn.call(wire::PRODUCE, |b| {
+                    wire::produce_request(b, Some(id), timeout_ms, &topics)
+                });
                 self.in_flight.push(Box::pin(async move {
                     let answer = tokio::time::timeout(timeout + Duration::from_secs(5), fut)
                         .await
@@ -1327,11 +1304,12 @@ impl Sender {
         Ok(())
     }
 
-    /// One Produce request: the first queued batch of each partition in
-    /// `tps` (encoded with its sequence number on its first send), up to
-    /// the request size limit.
-    fn build_request(&mut self, tps: &mut Vec<Tp>) -> Result<(BytesMut, Vec<Tp>)> {
-        let settings = self.shared.settings.clone();
+    /// One Produce request's batches: the first queued batch of each
+    /// partition in `tps` (encoded with its sequence number on its first
+    /// send), up to the request size limit, by topic.
+    fn take_request(&mut self, tps: &mut Vec<Tp>) -> Result<(Vec<TopicBatches>, Vec<Tp>)> {
+        let shared = Arc::clone(&self.shared);
+        let settings = &shared.settings;
         let mut by_topic: Vec<TopicBatches> = Vec::new();
         let mut sent = Vec::new();
         let mut total = 0usize;
@@ -1383,27 +1361,10 @@ impl Sender {
             // Still has queued batches: stays for the next request.
             p.batches.iter().any(|b| b.state == State::Queued)
         });
-        if let Some(e) = failure {
-            return Err(e);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((by_topic, sent)),
         }
-        let mut body = BytesMut::with_capacity(total + 256);
-        wire::produce_request_head(
-            &mut body,
-            Some(&self.shared.transactional_id),
-            settings.request_timeout.as_millis().min(i32::MAX as u128) as i32,
-        );
-        use bytes::BufMut;
-        body.put_i32(by_topic.len() as i32);
-        for (topic, parts) in by_topic {
-            wire::put_string(&mut body, &topic);
-            body.put_i32(parts.len() as i32);
-            for (p, bytes) in parts {
-                body.put_i32(p);
-                body.put_i32(bytes.len() as i32);
-                body.extend_from_slice(&bytes);
-            }
-        }
-        Ok((body, sent))
     }
 
     fn answered(&mut self, broker: i32, tps: Vec<Tp>, answer: Result<Bytes>) {
@@ -1556,9 +1517,9 @@ impl Sender {
     }
 
     /// Ends the transaction once nothing of it is left to acknowledge.
-    async fn try_end(&mut self) -> Result<()> {
+    async fn try_end(&mut self) {
         let Some((commit, _)) = &self.ending else {
-            return Ok(());
+            return;
         };
         let commit = *commit && self.error.is_none();
         if !commit {
@@ -1569,10 +1530,10 @@ impl Sender {
             !acc.ready.is_empty() || !acc.open.is_empty()
         };
         if busy {
-            return Ok(());
+            return;
         }
         let Some((asked_commit, reply)) = self.ending.take() else {
-            return Ok(());
+            return;
         };
         let mut stats = std::mem::take(&mut self.stats);
         stats.end_wait = self
@@ -1602,19 +1563,14 @@ impl Sender {
         };
         self.added.clear();
         self.add_retry_at = None;
-        if !commit && self.dirty_sequences() {
+        if !commit && self.dirty {
             // Sequence numbers of batches never written: start over.
             if let Err(e) = self.init_producer_id().await {
                 let _ = reply.send(Err(e));
-                return Ok(());
+                return;
             }
         }
         let _ = reply.send(result);
-        Ok(())
-    }
-
-    fn dirty_sequences(&self) -> bool {
-        self.dirty
     }
 
     async fn end_txn(&mut self, commit: bool) -> Result<()> {

@@ -832,53 +832,51 @@ impl TransactionalProducer {
                 }
             },
         };
-        if let Some(settings) = native {
-            let producer =
-                NativeTxn::new(settings, transactional_id, Some((position_topic, 0))).await?;
-            tracing::debug!(transactional_id, "transactional producer: native");
-            return Ok(Self {
-                engine: Engine::Native {
+        let engine = match native {
+            Some(settings) => {
+                let producer =
+                    NativeTxn::new(settings, transactional_id, Some((position_topic, 0))).await?;
+                tracing::debug!(transactional_id, "transactional producer: native");
+                Engine::Native {
                     producer,
                     abort_pending: false,
-                },
-                config: config.clone(),
-                checks: TopicChecks::new(config, true),
-                transactional_id: transactional_id.to_string(),
-                position_topic: position_topic.to_string(),
-                timeout,
-            });
-        }
-        let inner: ThreadedProducer<DefaultProducerContext> = cc
-            .create()
-            .map_err(Error::kafka("create transactional producer"))?;
-        let p = inner.clone();
-        let topic = position_topic.to_string();
-        blocking(move || {
-            // Connect first: librdkafka looks for the transaction
-            // coordinator through a broker that is up, and when none is it
-            // retries only after a fixed 500 ms. A first metadata request
-            // goes to the bootstrap address, whose connection librdkafka
-            // drops once it learns the broker's node id; the second one
-            // leaves a connection to a real broker up. Measured: init took
-            // ≈ 505 ms in 2 of 4 starts without these requests, in 8 of 20
-            // after one, in none of 16 after two. A failure ends these
-            // requests (5 s at most each, so an unreachable cluster is
-            // reported about as soon as before) and is left to
-            // `init_transactions`, which reports it.
-            for _ in 0..2 {
-                if p.client()
-                    .fetch_metadata(Some(&topic), Duration::from_secs(5))
-                    .is_err()
-                {
-                    break;
                 }
             }
-            p.init_transactions(timeout)
-                .map_err(Error::transaction("init"))
-        })
-        .await?;
+            None => {
+                let inner: ThreadedProducer<DefaultProducerContext> = cc
+                    .create()
+                    .map_err(Error::kafka("create transactional producer"))?;
+                let p = inner.clone();
+                let topic = position_topic.to_string();
+                blocking(move || {
+                    // Connect first: librdkafka looks for the transaction
+                    // coordinator through a broker that is up, and when none is it
+                    // retries only after a fixed 500 ms. A first metadata request
+                    // goes to the bootstrap address, whose connection librdkafka
+                    // drops once it learns the broker's node id; the second one
+                    // leaves a connection to a real broker up. Measured: init took
+                    // ≈ 505 ms in 2 of 4 starts without these requests, in 8 of 20
+                    // after one, in none of 16 after two. A failure ends these
+                    // requests (5 s at most each, so an unreachable cluster is
+                    // reported about as soon as before) and is left to
+                    // `init_transactions`, which reports it.
+                    for _ in 0..2 {
+                        if p.client()
+                            .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    p.init_transactions(timeout)
+                        .map_err(Error::transaction("init"))
+                })
+                .await?;
+                Engine::Librdkafka(inner)
+            }
+        };
         Ok(Self {
-            engine: Engine::Librdkafka(inner),
+            engine,
             config: config.clone(),
             checks: TopicChecks::new(config, true),
             transactional_id: transactional_id.to_string(),

@@ -438,15 +438,35 @@ pub(crate) struct PartitionAck {
     pub base_offset: i64,
 }
 
-/// `Produce` v7 request header part; the caller then writes the topics.
-pub(crate) fn produce_request_head(
+/// A topic's encoded batches of one Produce request, by partition.
+pub(crate) type TopicBatches = (std::sync::Arc<str>, Vec<(i32, Bytes)>);
+
+/// `Produce` v7 request (acks=all): each topic's partitions with their
+/// encoded record batch.
+pub(crate) fn produce_request(
     out: &mut BytesMut,
     transactional_id: Option<&str>,
     timeout_ms: i32,
+    topics: &[TopicBatches],
 ) {
+    let batches: usize = topics
+        .iter()
+        .flat_map(|(_, parts)| parts.iter().map(|(_, b)| b.len() + 8))
+        .sum();
+    out.reserve(batches + 64 + 32 * topics.len());
     put_nullable_string(out, transactional_id);
     out.put_i16(-1); // acks=all
     out.put_i32(timeout_ms);
+    out.put_i32(topics.len() as i32);
+    for (topic, parts) in topics {
+        put_string(out, topic);
+        out.put_i32(parts.len() as i32);
+        for (p, batch) in parts {
+            out.put_i32(*p);
+            out.put_i32(batch.len() as i32);
+            out.extend_from_slice(batch);
+        }
+    }
 }
 
 /// `Produce` v7 answer.
