@@ -976,6 +976,21 @@ pub async fn read_position(
                     .assign(&tpl)
                     .map_err(Error::kafka("assign position topic"))?;
                 let mut last = None;
+                // `read_committed` stops at the last stable offset: a
+                // transaction that committed before the watermarks were
+                // taken stays invisible until the coordinator has written
+                // its markers, which it does after answering EndTxn. Read
+                // up to the high watermark, so that the position a commit
+                // that already returned wrote is the one found (seen as
+                // the previous position, under load, right after a commit).
+                let caught_up = || {
+                    consumer.position().ok().is_some_and(|tpl| {
+                        tpl.find_partition(&topic, 0)
+                            .and_then(|p| p.offset().to_raw())
+                            .is_some_and(|o| o >= high)
+                    })
+                };
+                let mut at_end = false;
                 loop {
                     if std::time::Instant::now() > deadline {
                         return Err(timed_out());
@@ -988,8 +1003,14 @@ pub async fn read_position(
                             last = m.payload().map(<[u8]>::to_vec);
                         }
                         Some(Ok(_)) => {}
-                        Some(Err(KafkaError::PartitionEOF(_))) => break,
+                        Some(Err(KafkaError::PartitionEOF(_))) => {
+                            if end < high || caught_up() {
+                                break;
+                            }
+                            at_end = true;
+                        }
                         Some(Err(e)) => return Err(Error::kafka("read position topic")(e)),
+                        None if at_end && caught_up() => break,
                         None => {}
                     }
                 }
